@@ -1,0 +1,1 @@
+"""Early-warning dissemination service: the core."""

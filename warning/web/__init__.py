@@ -1,0 +1,1 @@
+"""The web app: API, webhooks, feeds and dashboard."""

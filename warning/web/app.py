@@ -1,0 +1,93 @@
+"""The composition root of the web process: create_app builds the aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import PackageNotFoundError, version
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from warning.clock import SystemClock
+from warning.logs import register_secret
+from warning.redis_server import PrivateRedis
+from warning.settings import Settings
+from warning.web import system
+from warning.web.keys import Deps, clock_key, deps_key, http_key, redis_info_key, redis_key, route_tables_key, \
+    settings_key
+from warning.web.routing import ApiRoutes
+
+logger = logging.getLogger(__name__)
+
+#: Feature modules, each with `setup(app)`: adds its routes (ApiRoutes) and its cleanup contexts.
+FEATURES: list[Callable[[web.Application], None]] = [
+    system.setup,
+]
+
+
+def app_version() -> str:
+    try:
+        return version("warning-dissemination")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the configured Redis, or start a private one under data_dir."""
+    settings, deps = app[settings_key], app[deps_key]
+    url = deps.redis_url or settings.redis.url
+    private: PrivateRedis | None = None
+    if not url:
+        private = PrivateRedis(settings.redis.data_dir)
+        url = private.start()
+        print(f"private Redis: {private.binary_source}, {url}, data in {private.data_dir}", flush=True)
+    client = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    app[redis_key] = client
+    app[redis_info_key] = {"mode": "private" if private else "external",
+                           "where": url.split("@")[-1]}
+    try:
+        yield
+    finally:
+        await client.aclose()
+        if private is not None:
+            private.stop()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One shared outbound HTTP session; channels borrow it."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
+                                    connector=aiohttp.TCPConnector(limit=200))
+    app[http_key] = session
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+def create_app(settings: Settings, *, deps: Deps | None = None) -> web.Application:
+    """Build the application; every resource opens in a cleanup context, none at import."""
+    from warning.web.middlewares import error_middleware, request_id_middleware
+
+    app = web.Application(middlewares=[request_id_middleware, error_middleware],
+                          client_max_size=settings.server.max_body_bytes)
+    deps = deps or Deps()
+    app[settings_key] = settings
+    app[deps_key] = deps
+    app[clock_key] = deps.clock or SystemClock()
+    app[route_tables_key] = []
+    for token in settings.tokens:
+        register_secret(token.token)
+    app.cleanup_ctx.extend([redis_ctx, http_ctx])
+    for feature in FEATURES:
+        feature(app)
+    for table in deps.routes:
+        add_routes(app, table)
+    return app
+
+
+def add_routes(app: web.Application, routes: ApiRoutes) -> None:
+    """Register a feature's route table (and so its documentation)."""
+    app.router.add_routes(routes.table)
+    app[route_tables_key].append(routes)

@@ -1,0 +1,37 @@
+"""Every web.AppKey of the application, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from warning.clock import Clock
+from warning.settings import Settings, Token
+
+if TYPE_CHECKING:
+    from warning.web.routing import ApiRoutes
+
+
+@dataclass
+class Deps:
+    """What tests (or an embedding program) hand to create_app instead of the defaults."""
+
+    clock: Clock | None = None
+    redis_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: extra route tables to mount (tests use it for probe routes)
+    routes: list[ApiRoutes] = field(default_factory=list)
+
+
+settings_key = web.AppKey("settings", Settings)
+deps_key = web.AppKey("deps", Deps)
+clock_key = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+redis_key = web.AppKey("redis", aioredis.Redis)
+http_key = web.AppKey("http", aiohttp.ClientSession)
+route_tables_key = web.AppKey("route_tables", list["ApiRoutes"])
+redis_info_key = web.AppKey("redis_info", dict[str, str])
+principal_key = web.RequestKey("principal", Token)
