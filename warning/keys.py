@@ -1,0 +1,104 @@
+"""Every Redis key of the warning core, built in one place.
+
+Everything one warning's fan-out touches in one atomic step (its record, deliveries, counters,
+reply codes) carries the hash tag `{w:<id>}`, so the service can move to Redis Cluster.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ew:"
+
+
+def tag(warning_id: str) -> str:
+    return "{w:" + warning_id + "}"
+
+
+# --- warnings -------------------------------------------------------------------------------
+def warning_key(warning_id: str) -> str:
+    """Hash: the warning record (state, version, who, when) and its current content."""
+    return f"{PREFIX}{tag(warning_id)}:warning"
+
+
+def version_key(warning_id: str, version: int) -> str:
+    """String: the CAP content (JSON) of one version, kept for the record and for references."""
+    return f"{PREFIX}{tag(warning_id)}:v:{version}"
+
+
+def audit_key(warning_id: str) -> str:
+    """Stream: the append-only audit log of one warning."""
+    return f"{PREFIX}{tag(warning_id)}:audit"
+
+
+WARNINGS_INDEX = PREFIX + "warnings"  #: ZSET id → created (epoch s)
+ACTIVE_INDEX = PREFIX + "warnings:active"  #: ZSET id → expires (epoch s): what the expiry sweep reads
+AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
+SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
+
+
+def cap_dedup_key(sender: str, identifier: str) -> str:
+    """String: warning id of a CAP message already taken in (sender + identifier)."""
+    return f"{PREFIX}cap:seen:{sender}|{identifier}"
+
+
+def cap_identifier_key(identifier: str) -> str:
+    """String: warning id that a CAP identifier (of any version) belongs to, for references."""
+    return f"{PREFIX}cap:ident:{identifier}"
+
+
+def serial_key(day: str) -> str:
+    return SERIAL_KEY.format(day=day)
+
+
+# --- deliveries -----------------------------------------------------------------------------
+def delivery_key(warning_id: str, delivery_id: str) -> str:
+    """Hash: one delivery (recipient × channel × version)."""
+    return f"{PREFIX}{tag(warning_id)}:d:{delivery_id}"
+
+
+def deliveries_key(warning_id: str) -> str:
+    """ZSET: every delivery id of a warning (score: version)."""
+    return f"{PREFIX}{tag(warning_id)}:deliveries"
+
+
+def recipients_key(warning_id: str) -> str:
+    """Hash: recipient id → JSON of what the dashboard needs (role, region, name, masked phone)."""
+    return f"{PREFIX}{tag(warning_id)}:recipients"
+
+
+def counts_key(warning_id: str) -> str:
+    """Hash: coverage counters (funnel buckets by channel, region, role)."""
+    return f"{PREFIX}{tag(warning_id)}:counts"
+
+
+def acked_key(warning_id: str) -> str:
+    """Hash: recipient id → ack time (epoch s)."""
+    return f"{PREFIX}{tag(warning_id)}:acked"
+
+
+def ref_key(channel: str, provider_ref: str) -> str:
+    """String: provider message id → '<warning id>:<delivery id>'."""
+    return f"{PREFIX}ref:{channel}:{provider_ref}"
+
+
+def held_receipts_key(channel: str, provider_ref: str) -> str:
+    """List: receipts that arrived before their provider id was recorded."""
+    return f"{PREFIX}held:{channel}:{provider_ref}"
+
+
+def queue_key(channel: str, priority: int) -> str:
+    """Stream: the work queue of one channel instance at one priority (0 = most urgent)."""
+    return f"{PREFIX}q:{channel}:p{priority}"
+
+
+DUE_KEY = PREFIX + "due"  #: ZSET of timers (retries, escalations) scored by due time
+EVENTS_KEY = PREFIX + "events"  #: capped Stream of delivery events for the live dashboard
+
+
+def ratelimit_key(account: str) -> str:
+    """Hash: token bucket of one provider account."""
+    return f"{PREFIX}rl:{account}"
+
+
+def penalty_key(account: str) -> str:
+    """String: epoch seconds until which a provider asked us to slow down (429 Retry-After)."""
+    return f"{PREFIX}rl:{account}:until"
