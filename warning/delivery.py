@@ -134,9 +134,12 @@ class Delivery:
 
 
 def is_stale(current: DeliveryState, new: DeliveryState) -> bool:
-    """True when `new` says nothing new: a duplicate, a lower-ranked receipt, or anything after a terminal state."""
+    """True when `new` says nothing new: a duplicate, a lower-ranked receipt, anything after a terminal
+    state, or an expiry/cancellation that comes after a provider took the message."""
     if new in ALLOWED[current]:
         return False
+    if new in (S.EXPIRED, S.CANCELLED):  # too late to withdraw: a provider has it (or it is over)
+        return True
     return current == new or current in TERMINAL or RANK[new] <= RANK[current]
 
 
