@@ -127,6 +127,11 @@ class Area:
     altitude: float | None = None
     ceiling: float | None = None
 
+    @classmethod
+    def of_regions(cls, desc: str, codes: tuple[str, ...], **more: Any) -> Area:
+        """An area for region codes, carrying them as GB2260 geocodes too (so that CAP output keeps them)."""
+        return cls(desc=desc, geocodes=tuple(("GB2260", c) for c in codes), region_codes=tuple(codes), **more)
+
 
 @dataclass(frozen=True, slots=True)
 class Resource:
