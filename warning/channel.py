@@ -11,6 +11,11 @@ from typing import Protocol, runtime_checkable
 from warning.delivery import DeliveryState
 from warning.errors import DeliveryError
 
+#: Where rendered TwiML puts the per-call Gather action URL. The voice adapter replaces it with the
+#: escaped URL carrying the delivery id, so the TwiML is rendered once per warning version and
+#: language. An entity reference: text that went through autoescaping can never contain it.
+GATHER_URL_SLOT = "&ew-gather-url;"
+
 
 class ChannelKind(StrEnum):
     """The medium; coverage is reported per kind."""
