@@ -1,0 +1,233 @@
+"""Validation of what people type (API bodies, spreadsheet rows) into registry values."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from contacts.model import DEFAULT_CHANNELS, DEVICE_KINDS, SITE_KINDS, Contact, Device, HazardSite, Location
+from contacts.phone import InvalidPhoneNumber, normalize_e164
+from contacts.reference import Reference, UnknownRole
+from contacts.regions import InvalidRegionCode, normalize_code
+
+_SPLIT = re.compile(r"[,，;；、|/\s]+")
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_LANG_WORDS = {"中文": "zh-CN", "汉语": "zh-CN", "普通话": "zh-CN", "英文": "en", "英语": "en", "english": "en"}
+_CHANNEL_WORDS = {"sms": "sms", "短信": "sms", "voice": "voice", "语音": "voice", "电话": "voice", "call": "voice"}
+_DEVICE_WORDS = {"escreen": "escreen", "电子屏": "escreen", "显示屏": "escreen", "led": "escreen",
+                 "broadcast": "broadcast", "广播": "broadcast", "大喇叭": "broadcast", "村村响": "broadcast",
+                 "应急广播": "broadcast", "loudspeaker": "broadcast"}
+_SITE_WORDS = {"水库": "reservoir", "滑坡": "landslide", "泥石流": "debris_flow", "崩塌": "collapse",
+               "水文站": "river_station", "水位站": "river_station", "内涝点": "flood_point", "其他": "other"}
+_TRUE = {"1", "true", "yes", "y", "是", "启用", "有效"}
+_FALSE = {"0", "false", "no", "n", "否", "停用", "无效"}
+MAX_NAME_CHARS = 64
+#: Redis GEO cannot index latitudes beyond ±85.05112878 (Web Mercator)
+MAX_GEO_LAT = 85.05112878
+
+
+class FieldErrors(ValueError):
+    """Input with one or more bad fields: field → reason (Chinese first, English after)."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(self.errors.values()))
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet that stored a phone or a code as a number
+    return str(value).strip()
+
+
+def parse_location(raw: Mapping[str, Any], errors: dict[str, str]) -> Location | None:
+    """`location: {lat, lon}` or flat `lat`, `lon`; both or neither."""
+    loc = raw.get("location")
+    if isinstance(loc, Mapping):
+        raw = loc
+    elif loc is not None and "lat" not in raw:
+        errors["location"] = "位置格式无效 location must be {lat, lon} or null"
+        return None
+    lat_s, lon_s = _text(raw, "lat"), _text(raw, "lon")
+    if not lat_s and not lon_s:
+        return None
+    if not lat_s or not lon_s:
+        errors["location"] = "纬度和经度须同时填写 give both latitude and longitude"
+        return None
+    try:
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        errors["location"] = f"经纬度无效 invalid latitude/longitude: {lat_s[:20]}, {lon_s[:20]}"
+        return None
+    if not (-MAX_GEO_LAT <= lat <= MAX_GEO_LAT and -180 <= lon <= 180):
+        errors["location"] = f"经纬度超出范围 latitude/longitude out of range: {lat_s[:20]}, {lon_s[:20]}"
+        return None
+    return Location(lat, lon)
+
+
+def _words(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [w for w in _SPLIT.split(str(value or "").strip()) if w]
+
+
+def _channels(value: Any, phone_kind: str, errors: dict[str, str], notes: list[str]) -> tuple[str, ...]:
+    words = _words(value)
+    if not words:
+        return DEFAULT_CHANNELS[phone_kind]
+    out: list[str] = []
+    for word in words:
+        channel = _CHANNEL_WORDS.get(word.casefold())
+        if channel is None:
+            errors["channels"] = f"渠道未知 unknown channel: {word[:20]} (sms, voice, 短信, 语音)"
+            return ()
+        if channel not in out:
+            out.append(channel)
+    if phone_kind == "landline" and "sms" in out:
+        out.remove("sms")
+        if not out:
+            errors["channels"] = "座机不能接收短信 a landline cannot receive SMS; use voice"
+            return ()
+        notes.append("座机只能接收语音，已去掉短信 landline takes voice only; sms dropped")
+    return tuple(out)
+
+
+def _lang(value: str, errors: dict[str, str]) -> str:
+    if not value:
+        return "zh-CN"
+    lang = _LANG_WORDS.get(value.casefold(), value)
+    if not _LANG.match(lang):
+        errors["lang"] = f"语言代码无效 invalid language: {value[:20]} (zh-CN, en)"
+    return lang
+
+
+def parse_active(value: Any, errors: dict[str, str]) -> bool:
+    """A yes/no cell or a JSON boolean; empty means active."""
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().casefold()
+    if not text or text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    errors["active"] = f"状态无效 invalid active flag: {text[:20]} (是/否, true/false)"
+    return True
+
+
+def _region(raw: Mapping[str, Any], ref: Reference, errors: dict[str, str], notes: list[str]) -> str:
+    text = _text(raw, "region")
+    if not text:
+        errors["region"] = "行政区划代码为空 missing region code"
+        return ""
+    try:
+        code = normalize_code(text)
+    except InvalidRegionCode as exc:
+        errors["region"] = str(exc)
+        return ""
+    if len(ref.regions) and code not in ref.regions:
+        # the tree only names divisions; a village missing from it must not keep anyone from a warning
+        notes.append(f"行政区划代码不在区划表中（已接受） region code not in the region tree (accepted): {code}")
+    return code
+
+
+def _name(raw: Mapping[str, Any], errors: dict[str, str]) -> str:
+    name = _text(raw, "name")
+    if not name:
+        errors["name"] = "姓名为空 missing name"
+    elif len(name) > MAX_NAME_CHARS:
+        errors["name"] = f"名称过长 name longer than {MAX_NAME_CHARS} characters"
+    return name
+
+
+def parse_contact(raw: Mapping[str, Any], ref: Reference, *, cid: str = "",
+                  phone: tuple[str, str] | None = None) -> tuple[Contact, list[str]]:
+    """A contact from typed fields, with notes (accepted with a remark); raises FieldErrors.
+
+    `phone` is an already normalised (e164, kind) pair, to skip parsing it again.
+    """
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    name = _name(raw, errors)
+    e164, kind = "", "mobile"
+    try:
+        e164, kind = phone or normalize_e164(_text(raw, "phone"), ref.default_phone_region)
+    except InvalidPhoneNumber as exc:
+        errors["phone"] = str(exc)
+    role = ""
+    role_text = _text(raw, "role")
+    try:
+        role = ref.roles.resolve(role_text) if role_text else ""
+        if not role_text:
+            errors["role"] = "角色为空 missing role"
+    except UnknownRole as exc:
+        errors["role"] = str(exc)
+    region = _region(raw, ref, errors, notes)
+    location = parse_location(raw, errors)
+    channels = _channels(raw.get("channels"), kind, errors, notes) if e164 else ()
+    lang = _lang(_text(raw, "lang"), errors)
+    active = parse_active(raw.get("active"), errors)
+    supervisor = _text(raw, "supervisor") or None
+    if errors:
+        raise FieldErrors(errors)
+    return Contact(id=cid, name=name, phone=e164, phone_kind=kind, role=role, region=region, location=location,
+                   channels=channels, lang=lang, supervisor=supervisor, active=active), notes
+
+
+def _kind(raw: Mapping[str, Any], words: Mapping[str, str], allowed: tuple[str, ...], errors: dict[str, str]) -> str:
+    text = _text(raw, "kind")
+    kind = words.get(text.casefold(), text)
+    if kind not in allowed:
+        errors["kind"] = f"类型未知 unknown kind: {text[:20]} ({', '.join(allowed)})"
+    return kind
+
+
+def _address(raw: Mapping[str, Any], errors: dict[str, str]) -> str:
+    address = _text(raw, "address")
+    if not re.match(r"^(https?|mqtts?)://[^\s/]+(/\S*)?$", address):
+        errors["address"] = "地址无效 address must be an http(s):// URL or an mqtt(s)://host/topic"
+    return address
+
+
+def parse_device(raw: Mapping[str, Any], ref: Reference, *, did: str = "",
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24)) -> Device:
+    """A device from typed fields; a missing token is generated. Raises FieldErrors."""
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    name = _name(raw, errors)
+    kind = _kind(raw, _DEVICE_WORDS, DEVICE_KINDS, errors)
+    region = _region(raw, ref, errors, notes)
+    address = _address(raw, errors)
+    location = parse_location(raw, errors)
+    token = _text(raw, "token") or token_factory()
+    if len(token) < 16:
+        errors["token"] = "设备令牌过短 device token shorter than 16 characters"
+    active = parse_active(raw.get("active"), errors)
+    if errors:
+        raise FieldErrors(errors)
+    return Device(id=did, name=name, kind=kind, region=region, address=address, location=location, token=token,
+                  active=active)
+
+
+def parse_site(raw: Mapping[str, Any], ref: Reference, *, sid: str = "") -> HazardSite:
+    """A hazard site from typed fields (contact ids are checked against the store by the caller)."""
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    name = _name(raw, errors)
+    kind = _kind(raw, _SITE_WORDS, SITE_KINDS, errors)
+    region = _region(raw, ref, errors, notes)
+    location = parse_location(raw, errors)
+    if location is None and "location" not in errors:
+        errors["location"] = "隐患点须有位置 a hazard site needs a location {lat, lon}"
+    contacts = raw.get("contacts", [])
+    if not isinstance(contacts, list) or not all(isinstance(c, str) and c for c in contacts):
+        errors["contacts"] = "责任人须为联系人编号列表 contacts must be a list of contact ids"
+        contacts = []
+    if errors:
+        raise FieldErrors(errors)
+    return HazardSite(id=sid, name=name, kind=kind, region=region, location=location,
+                      contacts=tuple(dict.fromkeys(contacts)))

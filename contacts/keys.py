@@ -1,0 +1,68 @@
+"""Every Redis key of the registry, built in one place (all under `ew:`)."""
+
+from __future__ import annotations
+
+PREFIX = "ew:"
+
+# contacts: hash per contact, a lexically ordered id set for paging, phone → id, index sets, geo
+CONTACT_PREFIX = f"{PREFIX}contact:"
+CONTACT_IDS = f"{PREFIX}contacts:ids"
+CONTACT_PHONES = f"{PREFIX}contacts:phone"
+CONTACT_ACTIVE = f"{PREFIX}idx:contact:active"
+CONTACT_GEO = f"{PREFIX}geo:contact"
+
+DEVICE_PREFIX = f"{PREFIX}device:"
+DEVICE_IDS = f"{PREFIX}devices:ids"
+DEVICE_TOKENS = f"{PREFIX}devices:token"
+DEVICE_GEO = f"{PREFIX}geo:device"
+
+SITE_PREFIX = f"{PREFIX}site:"
+SITE_IDS = f"{PREFIX}sites:ids"
+SITE_GEO = f"{PREFIX}geo:site"
+
+
+def contact_key(cid: str) -> str:
+    return f"{CONTACT_PREFIX}{cid}"
+
+
+def contact_region_key(prefix: str) -> str:
+    """Everyone whose region code starts with `prefix` (2, 4, 6, 9 or 12 digits)."""
+    return f"{PREFIX}idx:contact:region:{prefix}"
+
+
+def contact_role_key(role: str) -> str:
+    return f"{PREFIX}idx:contact:role:{role}"
+
+
+def contact_channel_key(channel: str) -> str:
+    return f"{PREFIX}idx:contact:channel:{channel}"
+
+
+def device_key(did: str) -> str:
+    return f"{DEVICE_PREFIX}{did}"
+
+
+def device_region_key(prefix: str) -> str:
+    return f"{PREFIX}idx:device:region:{prefix}"
+
+
+def device_kind_key(kind: str) -> str:
+    return f"{PREFIX}idx:device:kind:{kind}"
+
+
+def site_key(sid: str) -> str:
+    return f"{SITE_PREFIX}{sid}"
+
+
+def site_region_key(prefix: str) -> str:
+    return f"{PREFIX}idx:site:region:{prefix}"
+
+
+def site_contact_key(cid: str) -> str:
+    """The hazard sites a contact is responsible for."""
+    return f"{PREFIX}idx:site:contact:{cid}"
+
+
+def tmp_key(token: str) -> str:
+    """A scratch key for one set operation; created and deleted inside one MULTI."""
+    return f"{PREFIX}tmp:{token}"

@@ -1,0 +1,90 @@
+"""Lua scripts that write a record and every index it belongs to in one atomic step."""
+
+from __future__ import annotations
+
+# The hash keeps `_idx` (the index sets it is in), `_geo` (its GEO key or "") and `_uniq` (its value
+# in the unique hash), so a later write leaves exactly the old indexes whatever changed meanwhile.
+#
+# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 unique value, 5 id, 6 mode, 7 fields JSON,
+#       8 index keys JSON, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO)
+# mode: upsert  - the id is the unique value's owner when there is one, else ARGV[5] (new record)
+#       create  - ARGV[5] is new; refused when the unique value is taken
+#       update  - ARGV[5] must exist; refused when the unique value belongs to another record
+# Fields not given are kept. Returns {status, id}: created | updated | unchanged | conflict | missing.
+UPSERT = r"""
+local prefix, ids, uhash, uval, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if mode == 'upsert' then
+  local owner = redis.call('HGET', uhash, uval)
+  if owner then id = owner end
+elseif uhash ~= '' then
+  local owner = redis.call('HGET', uhash, uval)
+  if owner and owner ~= id then return {'conflict', owner} end
+end
+local key = prefix .. id
+local old = redis.call('HGETALL', key)
+if mode == 'update' and #old == 0 then return {'missing', id} end
+local fields = cjson.decode(ARGV[7])
+local oldmap = {}
+for i = 1, #old, 2 do oldmap[old[i]] = old[i + 1] end
+local isnew = (#old == 0)
+if not isnew then
+  local same = (oldmap['_idx'] == ARGV[8]) and (oldmap['_geo'] or '') == ARGV[9]
+  for k, v in pairs(fields) do
+    if oldmap[k] ~= v then same = false end
+  end
+  if same then return {'unchanged', id} end
+  for _, k in ipairs(cjson.decode(oldmap['_idx'] or '[]')) do redis.call('SREM', k, id) end
+  if (oldmap['_geo'] or '') ~= '' then redis.call('ZREM', oldmap['_geo'], id) end
+  local olduniq = oldmap['_uniq'] or ''
+  if uhash ~= '' and olduniq ~= '' and olduniq ~= uval and redis.call('HGET', uhash, olduniq) == id then
+    redis.call('HDEL', uhash, olduniq)
+  end
+end
+local args = {}
+for k, v in pairs(fields) do
+  args[#args + 1] = k
+  args[#args + 1] = v
+end
+args[#args + 1] = '_idx'; args[#args + 1] = ARGV[8]
+args[#args + 1] = '_geo'; args[#args + 1] = ARGV[9]
+args[#args + 1] = '_uniq'; args[#args + 1] = uval
+args[#args + 1] = 'updated'; args[#args + 1] = ARGV[12]
+if isnew then args[#args + 1] = 'created'; args[#args + 1] = ARGV[12] end
+redis.call('HSET', key, unpack(args))
+for _, k in ipairs(cjson.decode(ARGV[8])) do redis.call('SADD', k, id) end
+if ARGV[9] ~= '' then redis.call('GEOADD', ARGV[9], ARGV[10], ARGV[11], id) end
+redis.call('ZADD', ids, 0, id)
+if uhash ~= '' then redis.call('HSET', uhash, uval, id) end
+if isnew then return {'created', id} end
+return {'updated', id}
+"""
+
+# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 id. Returns 1 when removed, 0 when absent.
+DELETE = r"""
+local key = ARGV[1] .. ARGV[4]
+local h = redis.call('HMGET', key, '_idx', '_geo', '_uniq')
+if redis.call('EXISTS', key) == 0 then return 0 end
+for _, k in ipairs(cjson.decode(h[1] or '[]')) do redis.call('SREM', k, ARGV[4]) end
+if h[2] and h[2] ~= '' then redis.call('ZREM', h[2], ARGV[4]) end
+if ARGV[3] ~= '' and h[3] and h[3] ~= '' and redis.call('HGET', ARGV[3], h[3]) == ARGV[4] then
+  redis.call('HDEL', ARGV[3], h[3])
+end
+redis.call('ZREM', ARGV[2], ARGV[4])
+redis.call('DEL', key)
+return 1
+"""
+
+# ARGV: 1 key, 2 now, then field/value pairs. Sets them only when the record still exists.
+# Returns 1 when a value changed, 0 when all were already so, -1 when the record is gone.
+SET_FIELDS = r"""
+if redis.call('EXISTS', ARGV[1]) == 0 then return -1 end
+local changed = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('HGET', ARGV[1], ARGV[i]) ~= ARGV[i + 1] then
+    redis.call('HSET', ARGV[1], ARGV[i], ARGV[i + 1])
+    changed = 1
+  end
+end
+if changed == 1 then redis.call('HSET', ARGV[1], 'updated', ARGV[2]) end
+return changed
+"""

@@ -1,0 +1,177 @@
+"""The registry's value types: contacts, devices, hazard sites, regions and roles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: channel kinds a person can be reached by, in the registry's vocabulary
+PERSON_CHANNELS = ("sms", "voice")
+PHONE_KINDS = ("mobile", "landline")
+DEVICE_KINDS = ("escreen", "broadcast")
+SITE_KINDS = ("reservoir", "landslide", "debris_flow", "collapse", "river_station", "flood_point", "other")
+DEFAULT_CHANNELS = {"mobile": ("sms", "voice"), "landline": ("voice",)}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A WGS-84 point."""
+
+    lat: float
+    lon: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"lat": self.lat, "lon": self.lon}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person a warning must reach: who, where, in which role, by which channels in order."""
+
+    id: str
+    name: str
+    phone: str  # E.164
+    phone_kind: str  # mobile | landline
+    role: str
+    region: str  # administrative division code, 6, 9 or 12 digits
+    location: Location | None = None
+    channels: tuple[str, ...] = ("sms", "voice")
+    lang: str = "zh-CN"
+    supervisor: str | None = None  # a contact id
+    active: bool = True
+    created: str = ""
+    updated: str = ""
+
+    def with_changes(self, **changes: Any) -> Contact:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """An endpoint that shows or plays warnings: an LED e-screen or a village loudspeaker."""
+
+    id: str
+    name: str
+    kind: str  # escreen | broadcast
+    region: str
+    address: str  # http(s) URL or mqtt topic
+    location: Location | None = None
+    token: str = field(default="", repr=False)  # per-device acknowledgment secret
+    active: bool = True
+    created: str = ""
+    updated: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HazardSite:
+    """A reservoir, landslide point or river station and the people responsible for it."""
+
+    id: str
+    name: str
+    kind: str
+    region: str
+    location: Location | None
+    contacts: tuple[str, ...] = ()
+    created: str = ""
+    updated: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One administrative division: code, name and the code of its parent."""
+
+    code: str
+    name: str
+    parent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleInfo:
+    """A contact role as reference data: its key, Chinese and English labels, accepted aliases."""
+
+    key: str
+    label_zh: str
+    label_en: str
+    aliases: tuple[str, ...] = ()
+
+
+# -- flat string forms, as stored in Redis hashes ------------------------------------------------
+
+def _loc_fields(loc: Location | None) -> dict[str, str]:
+    return {"lat": repr(loc.lat), "lon": repr(loc.lon)} if loc else {"lat": "", "lon": ""}
+
+
+def _loc(h: Mapping[str, str]) -> Location | None:
+    return Location(float(h["lat"]), float(h["lon"])) if h.get("lat") and h.get("lon") else None
+
+
+def contact_fields(c: Contact) -> dict[str, str]:
+    """A contact as the flat string fields of its hash (timestamps excluded)."""
+    return {"name": c.name, "phone": c.phone, "phone_kind": c.phone_kind, "role": c.role, "region": c.region,
+            **_loc_fields(c.location), "channels": ",".join(c.channels), "lang": c.lang,
+            "supervisor": c.supervisor or "", "active": "1" if c.active else "0"}
+
+
+def contact_from_hash(cid: str, h: Mapping[str, str]) -> Contact:
+    """Rebuild a contact from its hash."""
+    return Contact(id=cid, name=h["name"], phone=h["phone"], phone_kind=h.get("phone_kind", "mobile"),
+                   role=h["role"], region=h["region"], location=_loc(h),
+                   channels=tuple(c for c in h.get("channels", "").split(",") if c), lang=h.get("lang", "zh-CN"),
+                   supervisor=h.get("supervisor") or None, active=h.get("active", "1") == "1",
+                   created=h.get("created", ""), updated=h.get("updated", ""))
+
+
+def device_fields(d: Device) -> dict[str, str]:
+    """A device as the flat string fields of its hash."""
+    return {"name": d.name, "kind": d.kind, "region": d.region, "address": d.address, **_loc_fields(d.location),
+            "token": d.token, "active": "1" if d.active else "0"}
+
+
+def device_from_hash(did: str, h: Mapping[str, str]) -> Device:
+    """Rebuild a device from its hash."""
+    return Device(id=did, name=h["name"], kind=h["kind"], region=h["region"], address=h["address"],
+                  location=_loc(h), token=h.get("token", ""), active=h.get("active", "1") == "1",
+                  created=h.get("created", ""), updated=h.get("updated", ""))
+
+
+def site_fields(s: HazardSite) -> dict[str, str]:
+    """A hazard site as the flat string fields of its hash."""
+    return {"name": s.name, "kind": s.kind, "region": s.region, **_loc_fields(s.location),
+            "contacts": json.dumps(list(s.contacts))}
+
+
+def site_from_hash(sid: str, h: Mapping[str, str]) -> HazardSite:
+    """Rebuild a hazard site from its hash."""
+    return HazardSite(id=sid, name=h["name"], kind=h["kind"], region=h["region"], location=_loc(h),
+                      contacts=tuple(json.loads(h.get("contacts") or "[]")),
+                      created=h.get("created", ""), updated=h.get("updated", ""))
+
+
+# -- JSON forms, as the API shows them -----------------------------------------------------------
+
+def contact_json(c: Contact, *, phone: str | None = None) -> dict[str, Any]:
+    """A contact as the API shows it; `phone` replaces the number (the masked form for viewers)."""
+    return {"id": c.id, "name": c.name, "phone": c.phone if phone is None else phone, "phone_kind": c.phone_kind,
+            "role": c.role, "region": c.region, "location": c.location.as_dict() if c.location else None,
+            "channels": list(c.channels), "lang": c.lang, "supervisor": c.supervisor, "active": c.active,
+            "created": c.created, "updated": c.updated}
+
+
+def device_json(d: Device, *, show_token: bool) -> dict[str, Any]:
+    """A device as the API shows it; the token only to those allowed to see it."""
+    out: dict[str, Any] = {"id": d.id, "name": d.name, "kind": d.kind, "region": d.region, "address": d.address,
+                           "location": d.location.as_dict() if d.location else None, "active": d.active,
+                           "created": d.created, "updated": d.updated}
+    if show_token:
+        out["token"] = d.token
+    return out
+
+
+def site_json(s: HazardSite) -> dict[str, Any]:
+    """A hazard site as the API shows it."""
+    return {"id": s.id, "name": s.name, "kind": s.kind, "region": s.region,
+            "location": s.location.as_dict() if s.location else None, "contacts": list(s.contacts),
+            "created": s.created, "updated": s.updated}
