@@ -44,12 +44,13 @@ from warning.model import (
     Scope,
     Status,
     choose_info,
+    is_region_geocode,
+    region_code,
 )
 from warning.reference import EventType, default_event_types, match_event_type
 
 CAP_NAMESPACES = {"urn:oasis:names:tc:emergency:cap:1.2": "1.2", "urn:oasis:names:tc:emergency:cap:1.1": "1.1"}
 DEFAULT_MAX_BYTES = 1024 * 1024
-REGION_GEOCODES = frozenset({"gb2260", "adcode", "行政区划代码"})
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 _ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.-]+)[\"']")
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -262,7 +263,7 @@ class _Reader:
         geocodes = self.pairs(el, "geocode", p)
         codes: dict[str, None] = {}
         for i, (name, value) in enumerate(geocodes, 1):
-            if name.strip().casefold() in REGION_GEOCODES:
+            if is_region_geocode(name):
                 code = region_code(value)
                 if code is None:
                     self.bad(f"{p}/geocode[{i}]/value", f"行政区划代码应为 6、9 或 12 位数字 a region code has 6, 9 "
@@ -323,18 +324,6 @@ class _Reader:
             self.bad(path, f"半径应为非负数 radius must be a number ≥ 0 km: {parts[1]!r}")
             return None
         return Circle(centre[0], centre[1], radius)
-
-
-def region_code(value: str) -> str | None:
-    """A GB/T 2260 code of 6, 9 or 12 digits, zero-padded levels removed; None when it is not one."""
-    code = value.strip()
-    if not code.isascii() or not code.isdigit() or len(code) not in (6, 9, 12):
-        return None
-    if len(code) == 12 and code.endswith("000"):
-        code = code[:9]
-    if len(code) == 9 and code.endswith("000"):
-        code = code[:6]
-    return code
 
 
 def _float(value: str) -> float | None:

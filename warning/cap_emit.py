@@ -15,14 +15,13 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
-from warning.model import Area, EarlyWarning, Info, Resource, cap_time
+from warning.model import Area, EarlyWarning, Info, Resource, cap_time, is_region_geocode, region_code
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_MIME = "application/cap+xml"
 CHINA_TZ = timezone(timedelta(hours=8))
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_REGION_NAMES = ("gb2260", "adcode", "行政区划代码")
 
 
 def _clean(text: str) -> str:
@@ -107,7 +106,7 @@ class _Builder:
             self.add(el, "polygon", " ".join(f"{_number(lat)},{_number(lon)}" for lat, lon in ring))
         for c in area.circles:
             self.add(el, "circle", f"{_number(c.lat)},{_number(c.lon)} {_number(c.radius_km)}")
-        carried = {v.strip() for k, v in area.geocodes if k.strip().casefold() in _REGION_NAMES}
+        carried = {region_code(v) for k, v in area.geocodes if is_region_geocode(k)}
         extra = [("GB2260", code) for code in area.region_codes if code not in carried]
         self.pairs(el, "geocode", (*area.geocodes, *extra))
         if area.altitude is not None:

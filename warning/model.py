@@ -262,6 +262,27 @@ def choose_info(infos: tuple[Info, ...]) -> Info | None:
     return infos[0] if infos else None
 
 
+#: geocode names whose values are GB/T 2260 administrative division codes
+REGION_GEOCODES = frozenset({"gb2260", "adcode", "行政区划代码"})
+
+
+def is_region_geocode(name: str) -> bool:
+    """Whether a geocode's valueName says it carries a region code (GB2260, ADCODE, 行政区划代码)."""
+    return name.strip().casefold() in REGION_GEOCODES
+
+
+def region_code(value: str) -> str | None:
+    """A GB/T 2260 code of 6, 9 or 12 digits, zero-padded levels removed; None when it is not one."""
+    code = value.strip()
+    if not code.isascii() or not code.isdigit() or len(code) not in (6, 9, 12):
+        return None
+    if len(code) == 12 and code.endswith("000"):
+        code = code[:9]
+    if len(code) == 9 and code.endswith("000"):
+        code = code[:6]
+    return code
+
+
 def cap_time(when: datetime) -> str:
     """A CAP dateTime `YYYY-MM-DDThh:mm:ss+hh:mm` in the value's own offset; UTC is `-00:00` as CAP requires."""
     if when.tzinfo is None or when.utcoffset() is None:
