@@ -82,7 +82,9 @@ def _records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def _record(cells: list[str], columns: dict[str, int]) -> dict[str, str]:
-    return {f: (cells[i].strip() if i < len(cells) else "") for f, i in columns.items() if f not in IGNORED}
+    # a leading apostrophe is a spreadsheet's mark for "text" (and our export's formula guard)
+    return {f: (cells[i].strip().removeprefix("'") if i < len(cells) else "")
+            for f, i in columns.items() if f not in IGNORED}
 
 
 def _check(stream: IO[bytes], fmt: str, ref: Reference, progress: Progress | None) -> _Checked:

@@ -14,7 +14,7 @@ from warning.clock import SystemClock
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import system
+from warning.web import contacts_api, system
 from warning.web.keys import Deps, clock_key, deps_key, http_key, redis_info_key, redis_key, route_tables_key, \
     settings_key
 from warning.web.routing import ApiRoutes
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 #: Feature modules, each with `setup(app)`: adds its routes (ApiRoutes) and its cleanup contexts.
 FEATURES: list[Callable[[web.Application], None]] = [
     system.setup,
+    contacts_api.setup,
 ]
 
 

@@ -9,6 +9,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from contacts.reference import Reference
+from contacts.store import RedisRegistry
 from warning.clock import Clock
 from warning.settings import Settings, Token
 
@@ -35,3 +37,6 @@ http_key = web.AppKey("http", aiohttp.ClientSession)
 route_tables_key = web.AppKey("route_tables", list["ApiRoutes"])
 redis_info_key = web.AppKey("redis_info", dict[str, str])
 principal_key = web.RequestKey("principal", Token)
+#: the contact registry (people, devices, hazard sites) and the reference data it validates against
+registry_key = web.AppKey("registry", RedisRegistry)
+reference_key = web.AppKey("reference", Reference)

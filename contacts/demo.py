@@ -1,0 +1,89 @@
+"""The demo county's registry: generated people, devices and hazard sites across 三台县's villages."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime
+
+from contacts.model import DEFAULT_CHANNELS, Contact, Device, HazardSite, Location
+from contacts.regions import RegionTree
+from contacts.store import RedisRegistry
+
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段钱汤尹黎易常武乔贺赖龚文"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰建国志红梅兵林波辉鹏飞云春燕德福贵文荣"
+#: mobile prefixes of the generated numbers; the 0000 block after them keeps them in one recognisable range
+PREFIXES = ("138", "139", "150", "151", "158", "159", "187", "188")
+#: share of each role among generated people (village-level roles dominate, as in a real county)
+ROLE_WEIGHTS = {"village_monitor": 34, "grid_informant": 20, "village_committee": 15, "cadre": 10,
+                "hazard_monitor": 8, "enterprise_head": 5, "reservoir_keeper": 4, "duty_officer": 4}
+#: roles registered at the township office rather than in a village
+TOWNSHIP_ROLES = ("cadre", "duty_officer")
+CENTRE = (31.09, 105.09)  # 三台县, roughly
+
+
+def demo_phone(i: int) -> str:
+    """The i-th generated number, e.g. `+8613800000001`."""
+    return f"+86{PREFIXES[i % len(PREFIXES)]}0000{i // len(PREFIXES) + 1:04d}"
+
+
+def _place(code: str) -> Location:
+    rnd = random.Random(code)  # the same village lies in the same place every run
+    return Location(round(CENTRE[0] + rnd.uniform(-0.15, 0.15), 5), round(CENTRE[1] + rnd.uniform(-0.15, 0.15), 5))
+
+
+def _near(loc: Location, rnd: random.Random) -> Location:
+    return Location(round(loc.lat + rnd.uniform(-0.01, 0.01), 6), round(loc.lon + rnd.uniform(-0.01, 0.01), 6))
+
+
+def demo_contacts(regions: RegionTree, n: int, roles: Sequence[str], county: str = "510722",
+                  seed: int = 2026) -> list[Contact]:
+    """n generated people: Chinese names, numbers from `demo_phone`, roles by ROLE_WEIGHTS."""
+    rnd = random.Random(seed)
+    villages = regions.leaves(county) or [county]
+    weights = {r: w for r, w in ROLE_WEIGHTS.items() if r in roles} or {r: 1 for r in roles}
+    keys, shares = list(weights), list(weights.values())
+    out = []
+    for i in range(n):
+        role = rnd.choices(keys, shares)[0]
+        village = rnd.choice(villages)
+        region = village[:9] if role in TOWNSHIP_ROLES and len(village) == 12 else village
+        name = rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.choice((1, 2))))
+        out.append(Contact(id="", name=name, phone=demo_phone(i), phone_kind="mobile", role=role, region=region,
+                           location=_near(_place(village), rnd), channels=DEFAULT_CHANNELS["mobile"]))
+    return out
+
+
+async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now: datetime,
+                    roles: Sequence[str], county: str = "510722") -> dict[str, int]:
+    """Write the demo registry (idempotent: people by phone, devices and sites by fixed id)."""
+    people = demo_contacts(regions, n, roles, county)
+    cadres = [c for c in people if c.role == "cadre"]
+    first = await registry.upsert_contacts(cadres, now)
+    cadre_of = {c.region[:9]: r.id for c, r in zip(cadres, first, strict=True)}
+    others = [c.with_changes(supervisor=cadre_of.get(c.region[:9])) for c in people if c.role != "cadre"]
+    written = await registry.upsert_contacts(others, now)
+    ids = {c.phone: r.id for c, r in zip(others, written, strict=True)}
+    devices = 0
+    for town in regions.children(county):
+        loc = _place(town.code)
+        for kind, address in (("escreen", f"http://escreen.demo.invalid/{town.code}"),
+                              ("broadcast", f"mqtt://broker.demo.invalid/santai/{town.code}/speaker")):
+            device = Device(id=f"d{kind[:2]}{town.code}", name=f"{town.name}{'电子屏' if kind == 'escreen' else '应急广播'}",
+                            kind=kind, region=town.code, address=address, location=loc,
+                            token=f"demo-{kind}-{town.code}-token")
+            if await registry.device(device.id) is None:
+                await registry.put_device(device, now, create=True)
+                devices += 1
+    sites = 0
+    for sid, name, kind, role in (("sreservoir01", "鲁班水库", "reservoir", "reservoir_keeper"),
+                                  ("slandslide01", "牛头山滑坡隐患点", "landslide", "hazard_monitor")):
+        keepers = [c for c in others if c.role == role][:3]
+        where = keepers[0].location if keepers else Location(*CENTRE)
+        region = keepers[0].region if keepers else county
+        site = HazardSite(id=sid, name=name, kind=kind, region=region, location=where,
+                          contacts=tuple(ids[c.phone] for c in keepers))
+        if await registry.site(sid) is None:
+            await registry.put_site(site, now, create=True)
+            sites += 1
+    return {"contacts": len(people), "devices": devices, "sites": sites}
