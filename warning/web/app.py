@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -10,13 +11,22 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from warning.bootstrap import Services, build_services, due_loop, make_workers
 from warning.clock import SystemClock
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, system
-from warning.web.keys import Deps, clock_key, deps_key, http_key, redis_info_key, redis_key, route_tables_key, \
-    settings_key
+from warning.web import contacts_api, system, warnings_api
+from warning.web.keys import (
+    Deps,
+    clock_key,
+    deps_key,
+    http_key,
+    redis_info_key,
+    redis_key,
+    route_tables_key,
+    settings_key,
+)
 from warning.web.routing import ApiRoutes
 
 logger = logging.getLogger(__name__)
@@ -25,6 +35,7 @@ logger = logging.getLogger(__name__)
 FEATURES: list[Callable[[web.Application], None]] = [
     system.setup,
     contacts_api.setup,
+    warnings_api.setup,
 ]
 
 
@@ -86,6 +97,27 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> web.Applicati
     for table in deps.routes:
         add_routes(app, table)
     return app
+
+
+def build_app_services(app: web.Application) -> Services:
+    """The core services on the app's Redis and registry; tests may hand in channels (Deps.extra["channels"])."""
+    from warning.web.keys import registry_key
+
+    deps = app[deps_key]
+    return build_services(app[settings_key], redis=app[redis_key], clock=app[clock_key], directory=app[registry_key],
+                          channels=deps.extra.get("channels"), http=app[http_key])
+
+
+async def start_background(app: web.Application, services: Services) -> list[asyncio.Task[None]]:
+    """Workers, the due-timer loop and housekeeping, unless Deps.extra["background"] is False (tests drive them)."""
+    if app[deps_key].extra.get("background", True) is False:
+        return []
+    tasks = []
+    for worker in make_workers(services):
+        await worker.ensure_groups()
+        tasks.append(asyncio.create_task(worker.run(), name=f"worker:{worker.channel.name}"))
+    tasks.append(asyncio.create_task(due_loop(services), name="due"))
+    return tasks
 
 
 def add_routes(app: web.Application, routes: ApiRoutes) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
+from warning.bootstrap import Services
 from warning.clock import Clock
 from warning.settings import Settings, Token
 
@@ -40,3 +41,4 @@ principal_key = web.RequestKey("principal", Token)
 #: the contact registry (people, devices, hazard sites) and the reference data it validates against
 registry_key = web.AppKey("registry", RedisRegistry)
 reference_key = web.AppKey("reference", Reference)
+services_key = web.AppKey("services", Services)

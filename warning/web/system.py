@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from warning.web.keys import clock_key, redis_info_key, redis_key, route_tables_key, settings_key
 from warning.web.openapi import build_openapi
@@ -21,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
         await request.app[redis_key].ping()
         info.update(ok=True, latency_ms=round((clock.monotonic() - started) * 1000, 2))  # type: ignore[call-overload]
         status = 200
-    except Exception as exc:  # any connection failure means unhealthy, not a 500
+    except (RedisError, OSError) as exc:  # any connection failure means unhealthy, not a 500
         info.update(ok=False, error=type(exc).__name__)  # type: ignore[call-overload]
         status = 503
     return web.json_response({"status": "ok" if status == 200 else "degraded", "redis": info}, status=status)

@@ -1,0 +1,205 @@
+"""Composition root: builds channels from [[channels]] and wires the services; the only core module that
+imports concrete adapters (with warning/web/app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from contacts.directory import ContactDirectory
+from warning.audit import AuditLog
+from warning.channel import Channel
+from warning.clock import Clock
+from warning.delivery_store import DeliveryStore
+from warning.dispatcher import Dispatcher, Routes
+from warning.due import DueQueue
+from warning.errors import ConfigError
+from warning.lifecycle import WarningService
+from warning.policy import Policy, load_policy
+from warning.ratelimit import RateLimiter
+from warning.reference import EventType, load_event_types
+from warning.settings import Settings
+from warning.targeting import Targeting
+from warning.warning_store import WarningStore
+from warning.worker import ChannelWorker, WorkerConfig, requeue_retry
+
+logger = logging.getLogger(__name__)
+CHANNEL_KEYS = {"name", "kind", "provider", "rate_per_s", "failover", "failover_after", "max_attempts", "batch",
+                "concurrency", "account"}
+
+
+@dataclass
+class Services:
+    """Everything the web app, the workers and the scheduler share."""
+
+    settings: Settings
+    clock: Clock
+    redis: aioredis.Redis
+    directory: ContactDirectory
+    audit: AuditLog
+    warnings: WarningStore
+    deliveries: DeliveryStore
+    policy: Policy
+    event_types: Mapping[str, EventType]
+    dispatcher: Dispatcher
+    lifecycle: WarningService
+    due: DueQueue
+    limiter: RateLimiter
+    channels: dict[str, Channel] = field(default_factory=dict)
+    channel_configs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    workers: list[ChannelWorker] = field(default_factory=list)
+    messages: Any = None
+
+
+def channel_tables(settings: Settings) -> list[Mapping[str, Any]]:
+    """The [[channels]] entries, checked for the keys every channel has."""
+    raw = settings.raw.get("channels", [])
+    source = settings.sources[-1]
+    if not isinstance(raw, list):
+        raise ConfigError(source, "channels", "expected [[channels]] tables")
+    seen: set[str] = set()
+    for i, table in enumerate(raw):
+        key = f"channels[{i}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(source, key, "expected a table")
+        name = table.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(source, f"{key}.name", "missing")
+        if name in seen:
+            raise ConfigError(source, f"{key}.name", f"channel {name!r} is defined twice")
+        seen.add(name)
+        if table.get("kind") not in ("sms", "voice", "escreen", "broadcast"):
+            raise ConfigError(source, f"{key}.kind", "must be sms, voice, escreen or broadcast")
+    for i, table in enumerate(raw):
+        fo = table.get("failover")
+        if fo is not None and fo not in seen:
+            raise ConfigError(source, f"channels[{i}].failover", f"no channel named {fo!r}")
+    return raw
+
+
+def routes_from(tables: list[Mapping[str, Any]]) -> Routes:
+    """The first channel of each kind carries it; failover targets take over only when it stays down."""
+    by_kind: dict[str, str] = {}
+    targets = {t.get("failover") for t in tables}
+    for t in tables:
+        if t["name"] not in targets:
+            by_kind.setdefault(str(t["kind"]), str(t["name"]))
+    for t in tables:
+        by_kind.setdefault(str(t["kind"]), str(t["name"]))
+    return Routes(by_kind)
+
+
+def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, directory: ContactDirectory,
+                   channels: Mapping[str, Channel] | None = None, http: aiohttp.ClientSession | None = None) -> Services:
+    """Wire the core; channels come from [[channels]] unless given (tests)."""
+    roles = settings.section("roles")
+    policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1])
+    event_types = load_event_types(settings.section("event_types"))
+    audit = AuditLog(redis, clock=clock)
+    warnings = WarningStore(redis, audit)
+    deliveries = DeliveryStore(redis)
+    tables = channel_tables(settings)
+    built = dict(channels) if channels is not None else build_channels(settings, tables, http=http, clock=clock)
+    issuer = settings.section("issuer")
+    targeting = Targeting(directory, scope=[str(issuer.get("code", ""))] if issuer.get("code") else [])
+    dispatcher = Dispatcher(redis=redis, store=deliveries, targeting=targeting, policy=policy,
+                            routes=routes_from(tables) if channels is None else Routes(_kinds_of(built)),
+                            audit=audit, clock=clock)
+    lifecycle = WarningService(store=warnings, audit=audit, policy=policy, event_types=event_types, roles=roles,
+                               issuer=issuer, dispatch=dispatcher, clock=clock)
+    from warning.messages import MessageFactory
+
+    services = Services(settings=settings, clock=clock, redis=redis, directory=directory, audit=audit,
+                        warnings=warnings, deliveries=deliveries, policy=policy, event_types=event_types,
+                        dispatcher=dispatcher, lifecycle=lifecycle, due=DueQueue(redis, clock=clock),
+                        limiter=RateLimiter(redis, clock=clock), channels=dict(built),
+                        channel_configs={str(t["name"]): t for t in tables},
+                        messages=MessageFactory(settings, event_types=event_types))
+    return services
+
+
+def _kinds_of(channels: Mapping[str, Channel]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, ch in channels.items():
+        out.setdefault(ch.capabilities.kind.value, name)
+    return out
+
+
+def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http: aiohttp.ClientSession | None,
+                   clock: Clock) -> dict[str, Channel]:
+    """Instantiate every configured channel through the explicit provider registry."""
+    from channels import build_channel
+
+    public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    out: dict[str, Channel] = {}
+    for i, table in enumerate(tables):
+        try:
+            out[str(table["name"])] = build_channel(str(table["name"]), table, http=http, clock=clock,
+                                                    public_url=public_url)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(settings.sources[-1], f"channels[{i}]", str(exc)) from None
+    return out
+
+
+def make_workers(services: Services, *, consumer: str | None = None) -> list[ChannelWorker]:
+    """One worker per channel instance (more processes add more consumers to the same groups)."""
+    consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    workers = []
+    for name, channel in services.channels.items():
+        cfg = services.channel_configs.get(name, {})
+        caps = channel.capabilities
+        rate = float(cfg.get("rate_per_s", caps.max_per_s))
+        workers.append(ChannelWorker(
+            redis=services.redis, channel=channel, store=services.deliveries, warnings=services.warnings,
+            messages=services.messages, limiter=services.limiter, due=services.due, clock=services.clock,
+            consumer=consumer,
+            config=WorkerConfig(account=str(cfg.get("account", name)), max_per_s=rate,
+                                batch=int(cfg.get("batch", 200)), concurrency=int(cfg.get("concurrency", 64)),
+                                max_attempts=int(cfg.get("max_attempts", 6)), failover=cfg.get("failover"),
+                                failover_after=int(cfg.get("failover_after", 3))),
+            on_drained=_drained(services),
+        ))
+    services.workers = workers
+    return workers
+
+
+def _drained(services: Services) -> Any:
+    async def check(warning_id: str, version: int) -> None:
+        counts = await services.deliveries.counts(warning_id)
+        if counts.get("queued", 0) <= 0:
+            await services.lifecycle.mark_active(warning_id, version)
+
+    return check
+
+
+async def due_loop(services: Services, *, idle_s: float = 1.0) -> None:
+    """Fire due timers (retries now; escalations register their own kinds)."""
+    handlers = due_handlers(services)
+    while True:
+        try:
+            fired = await services.due.drain(handlers)
+            if not fired:
+                nxt = await services.due.next_due()
+                await services.clock.sleep(min(idle_s, nxt) if nxt is not None else idle_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("due loop failed; going on")
+            await services.clock.sleep(idle_s)
+
+
+def due_handlers(services: Services) -> dict[str, Any]:
+    async def retry(fields: list[str]) -> None:
+        await requeue_retry(services.redis, fields)
+
+    return {"retry": retry}

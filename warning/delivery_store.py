@@ -1,0 +1,273 @@
+"""Deliveries in Redis: created once by id, moved by compare-and-set, counters in the same atomic step.
+
+The transition rules stay in Python (warning.delivery.advance / classify); Lua only guards the
+compare-and-set, so a receipt racing a send result can never move a delivery backwards or count
+twice. Every script touches keys of a single warning (one `{w:<id>}` hash tag).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from warning import keys
+from warning.delivery import Bucket, Delivery, DeliveryState, advance, classify
+
+S = DeliveryState
+EVENTS_MAXLEN = 20000
+
+# KEYS: counts, deliveries zset, recipients hash.  ARGV: n, then per delivery:
+#   key, id, score, nfields, fields..., ncounters, counters..., recipient id, recipient json, ntargeted, targeted...
+_CREATE = """
+local n = tonumber(ARGV[1]); local i = 2; local created = 0
+for _ = 1, n do
+  local key = ARGV[i]; local id = ARGV[i+1]; local score = ARGV[i+2]; local nf = tonumber(ARGV[i+3]); i = i + 4
+  local fields = {}; for j = 0, nf - 1 do fields[#fields+1] = ARGV[i+j] end; i = i + nf
+  local nc = tonumber(ARGV[i]); i = i + 1
+  local counters = {}; for j = 0, nc - 1 do counters[#counters+1] = ARGV[i+j] end; i = i + nc
+  local rid = ARGV[i]; local rjson = ARGV[i+1]; local nt = tonumber(ARGV[i+2]); i = i + 3
+  local targeted = {}; for j = 0, nt - 1 do targeted[#targeted+1] = ARGV[i+j] end; i = i + nt
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, unpack(fields))
+    redis.call('ZADD', KEYS[2], score, id)
+    for _, c in ipairs(counters) do redis.call('HINCRBY', KEYS[1], c, 1) end
+    created = created + 1
+    if redis.call('HSETNX', KEYS[3], rid, rjson) == 1 then
+      for _, c in ipairs(targeted) do redis.call('HINCRBY', KEYS[1], c, 1) end
+    end
+  end
+end
+return created
+"""
+
+# KEYS: counts, events, acked.  ARGV: n, event-stream-maxlen, then per change:
+#   key, expected state, nfields, fields..., ncounters, (counter, delta)..., ack recipient or '', nack, ack counters..., event json
+_CAS = """
+local n = tonumber(ARGV[1]); local maxlen = ARGV[2]; local i = 3; local out = {}
+for k = 1, n do
+  local key = ARGV[i]; local expected = ARGV[i+1]; local nf = tonumber(ARGV[i+2]); i = i + 3
+  local fields = {}; for j = 0, nf - 1 do fields[#fields+1] = ARGV[i+j] end; i = i + nf
+  local nc = tonumber(ARGV[i]); i = i + 1
+  local counters = {}; for j = 0, 2 * nc - 1 do counters[#counters+1] = ARGV[i+j] end; i = i + 2 * nc
+  local arid = ARGV[i]; local na = tonumber(ARGV[i+1]); i = i + 2
+  local ackc = {}; for j = 0, na - 1 do ackc[#ackc+1] = ARGV[i+j] end; i = i + na
+  local event = ARGV[i]; i = i + 1
+  if redis.call('HGET', key, 'state') == expected then
+    redis.call('HSET', key, unpack(fields))
+    for j = 1, nc * 2, 2 do redis.call('HINCRBY', KEYS[1], counters[j], tonumber(counters[j+1])) end
+    if arid ~= '' and redis.call('HSETNX', KEYS[3], arid, fields[4]) == 1 then
+      for _, c in ipairs(ackc) do redis.call('HINCRBY', KEYS[1], c, 1) end
+    end
+    if event ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'e', event) end
+    out[k] = 1
+  else
+    out[k] = 0
+  end
+end
+return out
+"""
+
+# KEYS: none besides the delivery hashes given in ARGV.  ARGV: now, then delivery keys.
+# Takes PENDING and RETRY_WAIT deliveries (and SENDING ones found by a reclaim) to SENDING.
+_CLAIM = """
+local now = ARGV[1]; local out = {}
+for i = 3, #ARGV do
+  local key = ARGV[i]; local st = redis.call('HGET', key, 'state')
+  if st == 'pending' or st == 'retry_wait' or (ARGV[2] == '1' and st == 'sending') then
+    redis.call('HSET', key, 'state', 'sending', 'updated_at', now)
+    redis.call('HINCRBY', key, 'attempts', 1)
+    out[#out+1] = redis.call('HGETALL', key)
+  else
+    out[#out+1] = {'state', st or ''}
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A delivery with what the counters and the rendering need: region, role, language, message type."""
+
+    delivery: Delivery
+    region: str = ""
+    role: str = ""
+    lang: str = "zh-CN"
+    msg_type: str = "alert"
+    name: str = ""
+
+    def fields(self) -> dict[str, str]:
+        f = self.delivery.to_fields()
+        f.pop("history", None)
+        f.update(region=self.region, role=self.role, lang=self.lang, msg_type=self.msg_type, name=self.name)
+        return f
+
+    @classmethod
+    def from_fields(cls, h: Mapping[str, str]) -> Row:
+        return cls(Delivery.from_fields(h), h.get("region", ""), h.get("role", ""), h.get("lang", "zh-CN"),
+                   h.get("msg_type", "alert"), h.get("name", ""))
+
+
+def counter_fields(row: Row, bucket: str) -> list[str]:
+    """The counters a delivery in `bucket` counts in: total, by channel kind, township, village, role."""
+    out = [bucket, f"k:{row.delivery.kind}:{bucket}"]
+    out += region_fields(row.region, bucket)
+    if row.role:
+        out.append(f"o:{row.role}:{bucket}")
+    return out
+
+
+def region_fields(region: str, name: str) -> list[str]:
+    out = []
+    if len(region) >= 9:
+        out.append(f"r:{region[:9]}:{name}")
+    if len(region) >= 12:
+        out.append(f"r:{region[:12]}:{name}")
+    if len(region) == 6:
+        out.append(f"r:{region}:{name}")
+    return out
+
+
+def _flat(d: Mapping[str, str]) -> list[str]:
+    return [x for kv in d.items() for x in kv]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A compare-and-set of one delivery: from `expected` to `row` (already advanced)."""
+
+    expected: DeliveryState
+    row: Row
+    fields: Mapping[str, str]
+    deltas: Mapping[str, int]
+    ack_recipient: str = ""
+    ack_counters: tuple[str, ...] = ()
+    event: str = ""
+
+
+class DeliveryStore:
+    """Deliveries, their counters and their live events; the only writer of delivery hashes."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._create = redis.register_script(_CREATE)
+        self._cas = redis.register_script(_CAS)
+        self._claim = redis.register_script(_CLAIM)
+
+    async def create_many(self, warning_id: str, rows: Sequence[Row], recipients: Mapping[str, Mapping[str, Any]]
+                          ) -> int:
+        """Record deliveries that do not exist yet (idempotent by id); returns how many were new."""
+        args: list[Any] = [len(rows)]
+        for row in rows:
+            d = row.delivery
+            fields = _flat(row.fields())
+            counters = counter_fields(row, Bucket.QUEUED.value)
+            rec = recipients.get(d.recipient_id, {})
+            targeted = [] if d.kind in ("escreen", "broadcast") else ["targeted", *region_fields(row.region, "targeted"),
+                                                                      *([f"o:{row.role}:targeted"] if row.role else [])]
+            args += [keys.delivery_key(warning_id, d.id), d.id, d.version, len(fields), *fields,
+                     len(counters), *counters, d.recipient_id, json.dumps(rec, ensure_ascii=False),
+                     len(targeted), *targeted]
+        return int(await self._create(keys=[keys.counts_key(warning_id), keys.deliveries_key(warning_id),
+                                            keys.recipients_key(warning_id)], args=args))
+
+    async def claim(self, warning_id: str, delivery_ids: Sequence[str], now: datetime, *, reclaim: bool = False
+                    ) -> list[Row | str]:
+        """Move each claimable delivery to SENDING; a Row for each claimed one, else its current state."""
+        raw = await self._claim(keys=[keys.counts_key(warning_id)],
+                                args=[now.isoformat(), "1" if reclaim else "0",
+                                      *(keys.delivery_key(warning_id, d) for d in delivery_ids)])
+        out: list[Row | str] = []
+        for item in raw:
+            h = dict(zip(item[::2], item[1::2], strict=True))
+            out.append(Row.from_fields(h) if "id" in h else h.get("state", ""))
+        return out
+
+    def change(self, row: Row, new_state: DeliveryState, at: datetime, *, reason: str | None = None,
+               provider_ref: str | None = None, extra: Mapping[str, str] | None = None,
+               ack_counters: Sequence[str] = (), event: Mapping[str, Any] | None = None) -> Change | None:
+        """The compare-and-set that moves `row` to `new_state`; None when that says nothing new."""
+        d = row.delivery
+        moved = advance(d, new_state, at, reason=reason, provider_ref=provider_ref)
+        if moved is d:
+            return None
+        t = classify(d.state, new_state)
+        deltas: dict[str, int] = {}
+        for bucket, delta in t.deltas().items():
+            for f in counter_fields(row, bucket.value):
+                deltas[f] = deltas.get(f, 0) + delta
+        fields = {"state": moved.state.value, "updated_at": at.isoformat(), "error": moved.error or "",
+                  "provider_ref": moved.provider_ref or "", **(extra or {})}
+        ev = dict(event or {})
+        ev.update(d=d.id, w=d.warning_id, k=d.kind, s=new_state.value, o=d.state.value, r=row.region, at=at.isoformat())
+        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name), fields, deltas,
+                      d.recipient_id if t.acknowledged else "", tuple(ack_counters) if t.acknowledged else (),
+                      json.dumps(ev, ensure_ascii=False))
+
+    async def commit(self, warning_id: str, changes: Sequence[Change]) -> list[bool]:
+        """Apply compare-and-sets atomically per change; False where the delivery moved meanwhile."""
+        if not changes:
+            return []
+        args: list[Any] = [len(changes), EVENTS_MAXLEN]
+        for c in changes:
+            fields = _flat({"state": c.fields["state"], "updated_at": c.fields["updated_at"],
+                            **{k: v for k, v in c.fields.items() if k not in ("state", "updated_at")}})
+            args += [keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, len(fields), *fields,
+                     len(c.deltas), *_flat({k: str(v) for k, v in c.deltas.items()}),
+                     c.ack_recipient, len(c.ack_counters), *c.ack_counters, c.event]
+        res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id)],
+                              args=args)
+        return [bool(x) for x in res]
+
+    async def get(self, warning_id: str, delivery_id: str) -> Row | None:
+        h = await self.redis.hgetall(keys.delivery_key(warning_id, delivery_id))
+        return Row.from_fields(h) if h else None
+
+    async def apply(self, warning_id: str, delivery_id: str,
+                    decide: Callable[[Row], Change | None], *, attempts: int = 20) -> Row | None:
+        """Read, decide, compare-and-set, retrying when the delivery moved meanwhile; None when nothing changed."""
+        for _ in range(attempts):
+            row = await self.get(warning_id, delivery_id)
+            if row is None:
+                return None
+            change = decide(row)
+            if change is None:
+                return None
+            if (await self.commit(warning_id, [change]))[0]:
+                return change.row
+        return None
+
+    async def ids(self, warning_id: str, *, version: int | None = None) -> list[str]:
+        if version is None:
+            return await self.redis.zrange(keys.deliveries_key(warning_id), 0, -1)  # type: ignore[no-any-return]
+        return await self.redis.zrangebyscore(keys.deliveries_key(warning_id), version, version)  # type: ignore[no-any-return]
+
+    async def rows(self, warning_id: str, ids: Iterable[str], *, chunk: int = 1000) -> list[Row]:
+        out: list[Row] = []
+        batch = list(ids)
+        for i in range(0, len(batch), chunk):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for did in batch[i:i + chunk]:
+                    pipe.hgetall(keys.delivery_key(warning_id, did))
+                out.extend(Row.from_fields(h) for h in await pipe.execute() if h)
+        return out
+
+    async def counts(self, warning_id: str) -> dict[str, int]:
+        return {k: int(v) for k, v in (await self.redis.hgetall(keys.counts_key(warning_id))).items()}
+
+    async def recipients(self, warning_id: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(keys.recipients_key(warning_id))
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    async def acked(self, warning_id: str) -> dict[str, str]:
+        return await self.redis.hgetall(keys.acked_key(warning_id))  # type: ignore[no-any-return]
+
+
+def events_key(warning_id: str) -> str:
+    """Stream: live delivery events of one warning (for the dashboard)."""
+    return f"{keys.PREFIX}{keys.tag(warning_id)}:events"

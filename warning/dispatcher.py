@@ -1,0 +1,149 @@
+"""The dispatcher: plan a warning version's deliveries, record them, queue them; withdraw what is stale."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from warning import keys
+from warning.audit import AuditLog
+from warning.clock import Clock
+from warning.delivery import QUEUED, Delivery, DeliveryState
+from warning.delivery_store import DeliveryStore, Row
+from warning.model import MsgType
+from warning.policy import Policy
+from warning.record import WarningRecord
+from warning.targeting import Recipient, Targeting
+
+logger = logging.getLogger(__name__)
+S = DeliveryState
+CHUNK = 500
+#: queue priorities: 0 is taken first; drills come after every live warning
+PRIORITY = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
+EXERCISE_PRIORITY = 4
+PRIORITIES = (0, 1, 2, 3, 4)
+#: a delivery whose recipient was handed the message: they must hear of an update or a cancellation
+REACHED = frozenset({S.ACCEPTED, S.SENT, S.DELIVERED, S.ACKNOWLEDGED, S.UNDELIVERED})
+
+
+def priority_of(record: WarningRecord) -> int:
+    return EXERCISE_PRIORITY if record.is_exercise else PRIORITY[record.level.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Which channel instance carries each channel kind (from [[channels]])."""
+
+    by_kind: Mapping[str, str]
+
+    def channel_for(self, kind: str) -> str | None:
+        return self.by_kind.get(kind)
+
+
+class Dispatcher:
+    """Turns an issued warning version into recorded, queued deliveries (lifecycle's Dispatch port)."""
+
+    def __init__(self, *, redis: aioredis.Redis, store: DeliveryStore, targeting: Targeting, policy: Policy,
+                 routes: Routes, audit: AuditLog, clock: Clock) -> None:
+        self.redis, self.store, self.targeting, self.policy = redis, store, targeting, policy
+        self.routes, self.audit, self.clock = routes, audit, clock
+
+    async def issue(self, record: WarningRecord, previous: WarningRecord | None) -> None:
+        """Plan, record and queue the deliveries of `record.version`; safe to run again (idempotent)."""
+        recipients = await self._audience(record, previous)
+        rows, unrouted = self._rows(record, recipients)
+        info = {r.id: _recipient_info(r) for r in recipients}
+        created = 0
+        for i in range(0, len(rows), CHUNK):
+            created += await self.store.create_many(record.id, rows[i:i + CHUNK], info)
+        await self.enqueue(record, [r.delivery for r in rows])
+        await self.redis.hset(keys.warning_key(record.id), "planned_version", str(record.version))
+        await self.audit.record(record.id, "send", "system", version=record.version, msg_type=record.msg_type.value,
+                                deliveries=len(rows), new=created, unrouted=unrouted)
+        logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,
+                    len(rows), created, len(unrouted))
+
+    async def _audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
+        level_policy = self.policy.for_level(record.level.value)
+        reached = await self._reached(record) if previous is not None else ({}, set())
+        if record.msg_type is MsgType.CANCEL:
+            people_ids, devices = reached
+            people = await self.targeting.people(record, level_policy, only=set(people_ids))
+            # one cancellation per person, on the kind that reached them first
+            firsts: dict[str, Recipient] = {}
+            for r in people:
+                if r.kind in people_ids.get(r.id, ()) and r.id not in firsts:
+                    firsts[r.id] = r
+            return [*firsts.values(), *[d for d in await self.targeting.devices(record, ("escreen", "broadcast"))
+                                        if d.id in devices]]
+        people = await self.targeting.people(record, level_policy)
+        if reached[0]:
+            known = {r.id for r in people}
+            extra = set(reached[0]) - known
+            if extra:
+                people += await self.targeting.people(record, level_policy, only=extra)
+        devices = await self.targeting.devices(record, level_policy.area_channels)
+        return [*people, *devices]
+
+    async def _reached(self, record: WarningRecord) -> tuple[dict[str, set[str]], set[str]]:
+        """Who was handed any earlier version: person id → kinds that reached them, and device ids."""
+        people: dict[str, set[str]] = {}
+        devices: set[str] = set()
+        ids = [i for v in range(1, record.version) for i in await self.store.ids(record.id, version=v)]
+        for row in await self.store.rows(record.id, ids):
+            if row.delivery.state in REACHED:
+                if row.delivery.kind in ("escreen", "broadcast"):
+                    devices.add(row.delivery.recipient_id)
+                else:
+                    people.setdefault(row.delivery.recipient_id, set()).add(row.delivery.kind)
+        return people, devices
+
+    def _rows(self, record: WarningRecord, recipients: Sequence[Recipient]) -> tuple[list[Row], list[str]]:
+        rows, unrouted = [], []
+        msg = record.msg_type.value.lower()
+        now = self.clock.now()
+        for r in recipients:
+            channel = self.routes.channel_for(r.kind)
+            if channel is None:
+                unrouted.append(f"{r.id}:{r.kind}")
+                continue
+            d = Delivery(id=r.delivery_id(record.id, record.version), warning_id=record.id, version=record.version,
+                         recipient_id=r.id, channel=channel, kind=r.kind, address=r.address, updated_at=now)
+            rows.append(Row(d, region=r.region, role=r.role, lang=r.lang, msg_type=msg, name=r.name))
+        return rows, unrouted
+
+    async def enqueue(self, record: WarningRecord, deliveries: Sequence[Delivery]) -> None:
+        """Put deliveries on their channel's queue at the warning's priority (duplicates are harmless)."""
+        prio = priority_of(record)
+        for i in range(0, len(deliveries), CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for d in deliveries[i:i + CHUNK]:
+                    pipe.xadd(keys.queue_key(d.channel, prio), {"w": record.id, "d": d.id})
+                await pipe.execute()
+
+    async def withdraw(self, record: WarningRecord, reason: str) -> None:
+        """Stop every not-yet-sent delivery of the versions before `record.version` (all, when expired)."""
+        state = S.EXPIRED if reason == "expired" else S.CANCELLED
+        top = record.version + (1 if reason == "expired" else 0)
+        ids = [i for v in range(1, top) for i in await self.store.ids(record.id, version=v)]
+        now = self.clock.now()
+        stopped = 0
+        for i in range(0, len(ids), CHUNK):
+            rows = [r for r in await self.store.rows(record.id, ids[i:i + CHUNK]) if r.delivery.state in QUEUED]
+            changes = [c for r in rows if (c := self.store.change(r, state, now, reason=reason)) is not None]
+            stopped += sum(await self.store.commit(record.id, changes))
+        if stopped:
+            await self.audit.record(record.id, "cancel" if state is S.CANCELLED else "expire", "system",
+                                    stopped=stopped, reason=reason)
+
+
+def _recipient_info(r: Recipient) -> dict[str, str]:
+    return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else ""}
+
+
+def deadline_of(record: WarningRecord) -> datetime:
+    return record.expires_at

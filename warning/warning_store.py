@@ -1,0 +1,136 @@
+"""Warnings in Redis: records, versions, the CAP dedup and identifier indexes, reply codes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from warning import keys
+from warning.audit import AuditLog
+from warning.errors import Conflict
+from warning.model import EarlyWarning
+from warning.record import WarningRecord
+
+#: reply codes avoid characters people confuse when typing on a phone (0/O, 1/I/L, 2/Z, 5/S, 8/B)
+REPLY_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
+REPLY_CODE_LEN = 3
+#: records and their keys are kept this long after the warning expired (the archive)
+RETENTION = timedelta(days=400)
+
+
+def reply_code_key(code: str) -> str:
+    return f"{keys.PREFIX}reply:{code}"
+
+
+class WarningStore:
+    """Reads and writes warning records; every write goes with its audit entry in one transaction."""
+
+    def __init__(self, redis: aioredis.Redis, audit: AuditLog) -> None:
+        self.redis = redis
+        self.audit = audit
+
+    async def get(self, warning_id: str) -> WarningRecord | None:
+        h = await self.redis.hgetall(keys.warning_key(warning_id))
+        return WarningRecord.from_hash(h) if h else None
+
+    async def version_content(self, warning_id: str, version: int) -> EarlyWarning | None:
+        raw = await self.redis.get(keys.version_key(warning_id, version))
+        return EarlyWarning.from_json(json.loads(raw)) if raw else None
+
+    async def create(self, record: WarningRecord, *, actor: str, action: str, **detail: object) -> None:
+        """Store a new record (version 1) with its audit entry."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._write(pipe, record)
+            pipe.zadd(keys.WARNINGS_INDEX, {record.id: record.created_at.timestamp()})
+            self.audit.add_to(pipe, record.id, action, actor, version=record.version, state=record.state.value,
+                              **detail)
+            await pipe.execute()
+
+    async def replace(self, before: WarningRecord, after: WarningRecord, *, actor: str, action: str,
+                      **detail: object) -> WarningRecord:
+        """Compare-and-set: write `after` only if the stored record is still `before` (state and version)."""
+        key = keys.warning_key(before.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                current = await pipe.hmget(key, ["state", "version"])  # type: ignore[misc]
+                if current != [before.state.value, str(before.version)]:
+                    raise Conflict("conflict", "the warning changed meanwhile; reload and retry")
+                pipe.multi()
+                self._write(pipe, after)
+                self.audit.add_to(pipe, after.id, action, actor, version=after.version, state=after.state.value,
+                                  **detail)
+                await pipe.execute()
+            except WatchError:
+                raise Conflict("conflict", "the warning changed meanwhile; reload and retry") from None
+        return after
+
+    def _write(self, pipe: aioredis.client.Pipeline, record: WarningRecord) -> None:  # type: ignore[type-arg]
+        ttl = int((record.expires_at - record.created_at + RETENTION).total_seconds())
+        pipe.hset(keys.warning_key(record.id), mapping=record.to_hash())
+        pipe.expire(keys.warning_key(record.id), ttl)
+        pipe.set(keys.version_key(record.id, record.version),
+                 json.dumps(record.content.to_json(), ensure_ascii=False), ex=ttl)
+        for identifier in record.identifiers:
+            pipe.set(keys.cap_identifier_key(identifier), record.id, ex=ttl)
+        if record.closed:
+            pipe.zrem(keys.ACTIVE_INDEX, record.id)
+            pipe.delete(reply_code_key(record.reply_code))
+        else:
+            pipe.zadd(keys.ACTIVE_INDEX, {record.id: record.expires_at.timestamp()})
+
+    async def list(self, *, limit: int = 50, before: float | None = None) -> tuple[list[WarningRecord], float | None]:
+        """Newest first; `before` is the cursor (a created timestamp) from the previous page."""
+        top = f"({before}" if before is not None else "+inf"
+        rows = await self.redis.zrevrangebyscore(keys.WARNINGS_INDEX, top, "-inf", start=0, num=limit,
+                                                 withscores=True)
+        records = []
+        for wid, _score in rows:
+            record = await self.get(wid)
+            if record is not None:
+                records.append(record)
+        nxt = rows[-1][1] if len(rows) == limit else None
+        return records, nxt
+
+    async def active_ids(self) -> Sequence[str]:
+        return await self.redis.zrange(keys.ACTIVE_INDEX, 0, -1)  # type: ignore[no-any-return]
+
+    async def due_for_expiry(self, now: datetime) -> Sequence[str]:
+        return await self.redis.zrangebyscore(keys.ACTIVE_INDEX, "-inf", now.timestamp())  # type: ignore[no-any-return]
+
+    async def claim_cap(self, sender: str, identifier: str, warning_id: str, ttl_s: int) -> str | None:
+        """Remember a CAP message; the id of the warning it already belongs to when seen before."""
+        key = keys.cap_dedup_key(sender, identifier)
+        if await self.redis.set(key, warning_id, nx=True, ex=ttl_s):
+            return None
+        return await self.redis.get(key)  # type: ignore[no-any-return]
+
+    async def release_cap(self, sender: str, identifier: str) -> None:
+        await self.redis.delete(keys.cap_dedup_key(sender, identifier))
+
+    async def by_identifier(self, identifier: str) -> str | None:
+        return await self.redis.get(keys.cap_identifier_key(identifier))  # type: ignore[no-any-return]
+
+    async def new_reply_code(self, warning_id: str, ttl_s: int) -> str:
+        """A short code, unique among open warnings, that people add to a reply (回复1 K7Q)."""
+        for _ in range(200):
+            code = "".join(secrets.choice(REPLY_ALPHABET) for _ in range(REPLY_CODE_LEN))
+            if await self.redis.set(reply_code_key(code), warning_id, nx=True, ex=ttl_s):
+                return code
+        raise Conflict("no reply code free", "too many open warnings")
+
+    async def by_reply_code(self, code: str) -> str | None:
+        return await self.redis.get(reply_code_key(code.upper()))  # type: ignore[no-any-return]
+
+    async def next_serial(self, day: str) -> int:
+        key = keys.serial_key(day)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3 * 86400)
+            n, _ = await pipe.execute()
+        return int(n)

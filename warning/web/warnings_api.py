@@ -1,0 +1,254 @@
+"""Warnings over HTTP: draft, approve, update, cancel, CAP in and out, the Atom feed, audit and record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from warning.cap_emit import FeedEntry, atom_feed, emit_cap
+from warning.errors import BadRequest, NotFound
+from warning.lifecycle import Actor
+from warning.model import Scope, Status, WarningState
+from warning.record import WarningRecord
+from warning.web.keys import services_key, settings_key
+from warning.web.openapi import error_responses
+from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+
+routes = ApiRoutes("warnings")
+WID = path_param("id", "warning id")
+DRAFT_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["event", "level", "headline"],
+    "properties": {
+        "event": {"type": "string", "description": "event type key or Chinese name (rainstorm, 暴雨, …)"},
+        "level": {"type": "string", "enum": ["blue", "yellow", "orange", "red"]},
+        "headline": {"type": "string"}, "description": {"type": "string"}, "instruction": {"type": "string"},
+        "areas": {"type": "array", "items": {"type": "string"}, "description": "region codes (6, 9 or 12 digits)"},
+        "polygon": {"type": "array", "nullable": True, "items": {"type": "array", "items": {"type": "number"}}},
+        "circle": {"type": "object", "nullable": True},
+        "roles": {"type": "array", "nullable": True, "items": {"type": "string"}},
+        "sites": {"type": "array", "items": {"type": "string"}},
+        "status": {"type": "string", "enum": ["Actual", "Exercise", "Test"]},
+        "expires": {"type": "string", "format": "date-time"}}}}}}
+
+
+def _actor(request: web.Request) -> Actor:
+    token = principal(request)
+    return Actor(token.name, token.role)
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("invalid JSON", "the body must be a JSON object") from None
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+@routes.post("/api/v1/warnings", summary="Draft a warning (orange and red wait for approval)", roles=("issuer",),
+             request_body=DRAFT_BODY, responses={"201": {"description": "created"}, **error_responses(400)})
+async def create_warning(request: web.Request) -> web.Response:
+    record = await request.app[services_key].lifecycle.draft(await _json(request), _actor(request))
+    return web.json_response(record.summary(), status=201, dumps=_dumps)
+
+
+@routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
+            params=[query_param("state", "only this state"), query_param("limit", "page size (≤ 200)"),
+                    query_param("cursor", "from the previous page's next_cursor")])
+async def list_warnings(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        limit = min(200, max(1, int(q.get("limit", "50"))))
+        before = float(q["cursor"]) if q.get("cursor") else None
+    except ValueError:
+        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    state = q.get("state")
+    if state and state not in {s.value for s in WarningState}:
+        raise BadRequest("invalid query", f"unknown state {state!r}")
+    records, nxt = await request.app[services_key].warnings.list(limit=limit, before=before)
+    items = [r.summary() for r in records if not state or r.state.value == state]
+    return web.json_response({"items": items, "next_cursor": str(nxt) if nxt is not None else None}, dumps=_dumps)
+
+
+@routes.get("/api/v1/warnings/{id}", summary="One warning", roles=READERS, params=[WID],
+            responses=error_responses(404))
+async def get_warning(request: web.Request) -> web.Response:
+    record = await request.app[services_key].lifecycle.get(request.match_info["id"])
+    body = record.summary()
+    body["content"] = record.content.to_json()
+    return web.json_response(body, dumps=_dumps)
+
+
+@routes.post("/api/v1/warnings/{id}/approve", summary="Approve (a second person); admin override with a reason",
+             roles=("approver",), params=[WID], responses=error_responses(400, 404, 409))
+async def approve_warning(request: web.Request) -> web.Response:
+    body = await _json(request) if request.can_read_body else {}
+    if not isinstance(body, dict):
+        raise BadRequest("invalid body", "expected a JSON object")
+    override = body.get("override", False) is True
+    record = await request.app[services_key].lifecycle.approve(request.match_info["id"], _actor(request),
+                                                               override=override, reason=str(body.get("reason", "")))
+    return web.json_response(record.summary(), dumps=_dumps)
+
+
+@routes.post("/api/v1/warnings/{id}/update", summary="Issue a new version (CAP Update)", roles=("issuer",),
+             params=[WID], request_body=DRAFT_BODY, responses=error_responses(400, 404, 409))
+async def update_warning(request: web.Request) -> web.Response:
+    record = await request.app[services_key].lifecycle.update(request.match_info["id"], await _json(request),
+                                                              _actor(request))
+    return web.json_response(record.summary(), dumps=_dumps)
+
+
+@routes.post("/api/v1/warnings/{id}/cancel", summary="Cancel (解除): everyone who was sent it is told",
+             roles=("issuer",), params=[WID], responses=error_responses(404, 409))
+async def cancel_warning(request: web.Request) -> web.Response:
+    body = await _json(request) if request.can_read_body else {}
+    reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+    record = await request.app[services_key].lifecycle.cancel(request.match_info["id"], _actor(request), reason=reason)
+    return web.json_response(record.summary(), dumps=_dumps)
+
+
+@routes.post("/api/v1/cap", summary="Take in a CAP 1.2 document from a feed or a peer", roles=("feed",),
+             request_body={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}},
+             responses={"202": {"description": "accepted: {id, duplicate}"}, **error_responses(400, 409, 413)})
+async def post_cap(request: web.Request) -> web.Response:
+    data = await request.read()
+    if not data.strip():
+        raise BadRequest("empty body", "send the CAP document as application/xml")
+    feed = request.query.get("feed")
+    feeds = {str(f.get("name")): f for f in request.app[settings_key].raw.get("feeds", []) if isinstance(f, dict)}
+    auto = bool(feeds.get(feed or "", {}).get("auto_issue", True))
+    res = await request.app[services_key].lifecycle.ingest(data, _actor(request), feed=feed, auto_issue=auto)
+    body: dict[str, Any] = {"id": res.id, "duplicate": res.duplicate}
+    if res.state:
+        body["state"] = res.state
+    if res.note:
+        body["note"] = res.note
+    return web.json_response(body, status=202, dumps=_dumps)
+
+
+async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
+    version = request.query.get("version")
+    content = record.content
+    if version:
+        if not version.isdigit():
+            raise BadRequest("invalid query", "version must be a number")
+        found = await request.app[services_key].warnings.version_content(record.id, int(version))
+        if found is None:
+            raise NotFound("not found", f"no version {version}")
+        content = found
+    return emit_cap(content)
+
+
+@routes.get("/api/v1/warnings/{id}/cap", summary="The warning as CAP 1.2 XML (?version=n)", roles=READERS,
+            params=[WID, query_param("version", "an earlier version")], responses=error_responses(404))
+async def get_cap(request: web.Request) -> web.Response:
+    record = await request.app[services_key].lifecycle.get(request.match_info["id"])
+    return web.Response(body=await _cap_of(request, record), content_type="application/cap+xml", charset="utf-8")
+
+
+def _public(record: WarningRecord) -> bool:
+    return (record.content.scope is Scope.PUBLIC and record.content.status is Status.ACTUAL
+            and record.issued_version > 0 and record.state in (WarningState.DISPATCHING, WarningState.ACTIVE,
+                                                               WarningState.CANCELLED))
+
+
+@routes.get("/feeds/cap/{id}.xml", summary="A public warning's CAP document (linked from the Atom feed)", roles=None,
+            params=[WID], responses=error_responses(404))
+async def public_cap(request: web.Request) -> web.Response:
+    record = await request.app[services_key].warnings.get(request.match_info["id"])
+    if record is None or not _public(record):
+        raise NotFound("not found", "no such public warning")
+    return web.Response(body=emit_cap(record.content), content_type="application/cap+xml", charset="utf-8")
+
+
+@routes.get("/feeds/cap.atom", summary="Active public warnings as an Atom feed of CAP", roles=None)
+async def cap_atom(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    settings = request.app[settings_key]
+    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    entries = []
+    for wid in await services.warnings.active_ids():
+        record = await services.warnings.get(wid)
+        if record is None or not _public(record) or record.state is WarningState.CANCELLED:
+            continue
+        entries.append(FeedEntry(warning=record.content, cap_url=f"{base}/feeds/cap/{record.id}.xml",
+                                 updated=record.updated_at))
+    issuer = settings.section("issuer")
+    body = atom_feed(entries, feed_url=f"{base}/feeds/cap.atom", title=f"{issuer.get('name', '')} 预警信息",
+                     updated=services.clock.now())
+    return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+@routes.get("/api/v1/warnings/{id}/audit", summary="The warning's audit log", roles=READERS, params=[WID],
+            responses=error_responses(404))
+async def get_audit(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    await services.lifecycle.get(request.match_info["id"])
+    entries = await services.audit.entries(request.match_info["id"])
+    return web.json_response({"items": [e.to_json() for e in entries]}, dumps=_dumps)
+
+
+@routes.get("/api/v1/warnings/{id}/record", summary="The full record for the archive (JSON or CSV)",
+            roles=("issuer", "approver"), params=[WID, query_param("format", "json (default) or csv")],
+            responses=error_responses(400, 404))
+async def export_record(request: web.Request) -> web.StreamResponse:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("invalid query", "format must be json or csv")
+    entries = await services.audit.entries(record.id)
+    await services.audit.record(record.id, "export", principal(request).name, format=fmt)
+    if fmt == "json":
+        versions = []
+        for v in range(1, record.version + 1):
+            content = await services.warnings.version_content(record.id, v)
+            versions.append({"version": v, "content": content.to_json() if content else None})
+        body = {"warning": record.summary(), "versions": versions, "audit": [e.to_json() for e in entries],
+                "coverage": await services.deliveries.counts(record.id)}
+        return web.json_response(body, dumps=_dumps, headers={
+            "Content-Disposition": f'attachment; filename="warning-{record.id}.json"'})
+    buf = io.StringIO()
+    buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
+    writer = csv.writer(buf)
+    writer.writerow(["时间 at", "操作 action", "操作人 actor", "详情 detail"])
+    for e in entries:
+        writer.writerow([e.at, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False)])
+    return web.Response(text=buf.getvalue(), content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="warning-{record.id}.csv"'})
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the core services on the app's Redis and registry; start workers and timers unless told not to."""
+    from warning.web.app import build_app_services, start_background
+
+    services = build_app_services(app)
+    app[services_key] = services
+    tasks = await start_background(app, services)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for channel in services.channels.values():
+            await channel.aclose()
+
+
+def setup(app: web.Application) -> None:
+    from warning.web.app import add_routes
+
+    add_routes(app, routes)
+    app.cleanup_ctx.append(services_ctx)
