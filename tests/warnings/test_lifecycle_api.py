@@ -81,7 +81,7 @@ async def test_drafter_cannot_approve_own_draft(world: World) -> None:
 async def test_admin_override_needs_a_reason_and_is_audited(world: World) -> None:
     await world.seed([person(1, VILLAGE_A)])
     _, w = await post(world, "admin", "/api/v1/warnings", body(level="red"))
-    status, err = await post(world, "admin", f"/api/v1/warnings/{w['id']}/approve", {"override": True})
+    status, _ = await post(world, "admin", f"/api/v1/warnings/{w['id']}/approve", {"override": True})
     assert status == 400
     status, _err = await post(world, "approver", f"/api/v1/warnings/{w['id']}/approve",
                              {"override": True, "reason": "值班领导电话无法接通，情况紧急"})
