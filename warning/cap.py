@@ -62,7 +62,7 @@ def parse_cap(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
               event_types: Mapping[str, EventType] | None = None) -> EarlyWarning:
     """A CAP document as an EarlyWarning, or CapParseError listing every (path, reason)."""
     if len(data) > max_bytes:
-        raise CapParseError([("alert", f"文档过大 document too large: {len(data)} bytes, at most {max_bytes}")])
+        raise CapParseError([("alert", f"文档过大 document too large: more than {max_bytes} bytes")])
     root = _load(_to_utf8(data))
     ns = _namespace(root)
     reader = _Reader(ns)
