@@ -23,6 +23,7 @@ from warning.dispatcher import Dispatcher, Routes
 from warning.due import DueQueue
 from warning.errors import ConfigError
 from warning.lifecycle import WarningService
+from warning.metrics import Metrics
 from warning.policy import Policy, load_policy
 from warning.ratelimit import RateLimiter
 from warning.reference import EventType, load_event_types
@@ -57,6 +58,7 @@ class Services:
     channel_configs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     workers: list[ChannelWorker] = field(default_factory=list)
     messages: Any = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def channel_tables(settings: Settings) -> list[Mapping[str, Any]]:
@@ -154,6 +156,7 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
 def make_workers(services: Services, *, consumer: str | None = None) -> list[ChannelWorker]:
     """One worker per channel instance (more processes add more consumers to the same groups)."""
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    dispatch = services.settings.section("dispatch")
     workers = []
     for name, channel in services.channels.items():
         cfg = services.channel_configs.get(name, {})
@@ -164,10 +167,14 @@ def make_workers(services: Services, *, consumer: str | None = None) -> list[Cha
             messages=services.messages, limiter=services.limiter, due=services.due, clock=services.clock,
             consumer=consumer,
             config=WorkerConfig(account=str(cfg.get("account", name)), max_per_s=rate,
-                                batch=int(cfg.get("batch", 200)), concurrency=int(cfg.get("concurrency", 64)),
-                                max_attempts=int(cfg.get("max_attempts", 6)), failover=cfg.get("failover"),
-                                failover_after=int(cfg.get("failover_after", 3))),
-            on_drained=_drained(services),
+                                batch=int(cfg.get("batch", dispatch.get("batch", 200))),
+                                concurrency=int(cfg.get("concurrency", dispatch.get("concurrency", 64))),
+                                max_attempts=int(cfg.get("max_attempts", dispatch.get("max_attempts", 6))),
+                                failover=cfg.get("failover"), failover_after=int(cfg.get("failover_after", 3)),
+                                lease_ms=int(dispatch.get("lease_ms", 30_000)),
+                                block_ms=int(dispatch.get("block_ms", 500)),
+                                reclaim_every_s=float(dispatch.get("reclaim_every_s", 5.0))),
+            on_drained=_drained(services), metrics=services.metrics, provider=str(cfg.get("provider", "")),
         ))
     services.workers = workers
     return workers

@@ -57,9 +57,9 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def registrars() -> list[Registrar]:
     """Every subcommand; modules that own a command provide its registrar."""
-    from warning import cap_cli, contacts_cli
+    from warning import cap_cli, contacts_cli, worker_cli
 
-    return [_register_serve, cap_cli.register, contacts_cli.register]
+    return [_register_serve, worker_cli.register, cap_cli.register, contacts_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,124 @@
+"""Coverage, deliveries (with export) and /metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from contacts.export import csv_text, guard, xlsx_bytes
+from contacts.phone import mask_phone
+from warning.coverage import coverage
+from warning.delivery import DeliveryState
+from warning.delivery_store import Row
+from warning.errors import BadRequest
+from warning.web.keys import services_key
+from warning.web.openapi import error_responses
+from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+
+routes = ApiRoutes("deliveries")
+WID = path_param("id", "warning id")
+COLUMNS_ZH = ["投递编号", "版本", "接收对象", "姓名", "角色", "行政区划", "渠道类型", "通道", "地址", "状态", "尝试次数",
+              "服务商编号", "原因", "更新时间"]
+COLUMNS_EN = ["delivery", "version", "recipient", "name", "role", "region", "kind", "channel", "address", "state",
+              "attempts", "provider_ref", "reason", "updated_at"]
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _names(request: web.Request) -> dict[str, str]:
+    from warning.web.keys import reference_key
+
+    ref = request.app.get(reference_key)
+    return {r.code: r.name for r in ref.regions} if ref is not None else {}
+
+
+@routes.get("/api/v1/warnings/{id}/coverage", summary="Delivery coverage: funnel by channel, region and role",
+            roles=READERS, params=[WID], responses=error_responses(404))
+async def get_coverage(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    doc = coverage(await services.deliveries.counts(record.id), region_names=_names(request))
+    doc.update(id=record.id, state=record.state.value, version=record.version, exercise=record.is_exercise)
+    return web.json_response(doc, dumps=_dumps)
+
+
+def _row(row: Row, masked: bool) -> list[str]:
+    d = row.delivery
+    address = mask_phone(d.address) if masked and d.address.startswith("+") else d.address
+    return [d.id, str(d.version), d.recipient_id, guard(row.name), row.role, row.region, d.kind, d.channel,
+            guard(address), d.state.value, str(d.attempts), d.provider_ref or "", guard(d.error or ""),
+            d.updated_at.isoformat() if d.updated_at else ""]
+
+
+@routes.get("/api/v1/warnings/{id}/deliveries", summary="Deliveries of a warning (filters; JSON, CSV or XLSX)",
+            roles=READERS, params=[WID, query_param("state", "delivery state"), query_param("kind", "channel kind"),
+                                   query_param("region", "region code prefix"),
+                                   query_param("format", "json (default), csv or xlsx"),
+                                   query_param("limit", "JSON page size (≤ 1000)"), query_param("cursor", "offset")],
+            responses=error_responses(400, 404))
+async def list_deliveries(request: web.Request) -> web.StreamResponse:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    q = request.query
+    state, kind, region, fmt = q.get("state"), q.get("kind"), q.get("region", ""), q.get("format", "json")
+    if state and state not in {s.value for s in DeliveryState}:
+        raise BadRequest("invalid query", f"unknown state {state!r}")
+    if fmt not in ("json", "csv", "xlsx"):
+        raise BadRequest("invalid query", "format must be json, csv or xlsx")
+    try:
+        limit = min(1000, max(1, int(q.get("limit", "200"))))
+        offset = int(q.get("cursor", "0"))
+    except ValueError:
+        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    masked = principal(request).role == "viewer"
+    ids = await services.deliveries.ids(record.id)
+
+    def keep(row: Row) -> bool:
+        return ((not state or row.delivery.state.value == state) and (not kind or row.delivery.kind == kind)
+                and row.region.startswith(region))
+
+    if fmt == "json":
+        items: list[dict[str, Any]] = []
+        pos = offset
+        while pos < len(ids) and len(items) < limit:
+            chunk = ids[pos:pos + limit]
+            pos += len(chunk)
+            for row in await services.deliveries.rows(record.id, chunk):
+                if keep(row):
+                    items.append(dict(zip(COLUMNS_EN, _row(row, masked), strict=True)))
+        return web.json_response({"items": items, "next_cursor": str(pos) if pos < len(ids) else None},
+                                 dumps=_dumps)
+
+    async def rows() -> AsyncIterator[list[str]]:
+        yield COLUMNS_EN if q.get("lang", "zh").startswith("en") else COLUMNS_ZH
+        for i in range(0, len(ids), 1000):
+            for row in await services.deliveries.rows(record.id, ids[i:i + 1000]):
+                if keep(row):
+                    yield _row(row, masked)
+
+    name = f"deliveries-{record.id}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "xlsx":
+        return web.Response(body=await xlsx_bytes(rows(), title="投递明细"), headers=headers,
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    text = csv_text([r async for r in rows()])
+    return web.Response(text="\ufeff" + text, content_type="text/csv", charset="utf-8", headers=headers)
+
+
+@routes.get("/metrics", summary="Prometheus metrics", roles=None)
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    await services.metrics.refresh(services.redis, services.channels, services.clock.now())
+    return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def setup(app: web.Application) -> None:
+    from warning.web.app import add_routes
+
+    add_routes(app, routes)

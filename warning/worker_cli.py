@@ -1,0 +1,74 @@
+"""`warning worker`: dispatch workers only, against the shared Redis (scale-out on other machines)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from contacts.store import RedisRegistry
+from warning.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+async def run_workers(args: argparse.Namespace) -> int:
+    """Run one worker per configured channel, plus the due-timer loop, until SIGTERM or SIGINT."""
+    from warning.bootstrap import build_services, due_loop, make_workers
+    from warning.cli import settings_from_args
+    from warning.clock import SystemClock
+    from warning.logs import register_secret, setup_logging
+
+    settings = settings_from_args(args, demo_when_unconfigured=False)
+    setup_logging(settings.server.log_format, settings.server.log_level)
+    for token in settings.tokens:
+        register_secret(token.token)
+    if not settings.redis.url:
+        raise ConfigError(settings.sources[-1], "redis.url",
+                          "a worker needs the shared Redis of the service: set [redis] url or WARNING_REDIS_URL")
+    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True)
+    clock = SystemClock()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
+                                     connector=aiohttp.TCPConnector(limit=200)) as http:
+        services = build_services(settings, redis=redis, clock=clock, directory=RedisRegistry(redis), http=http)
+        workers = make_workers(services, consumer=args.name)
+        if not workers:
+            raise ConfigError(settings.sources[-1], "channels", "no [[channels]] configured: nothing to work on")
+        tasks = []
+        for w in workers:
+            await w.ensure_groups()
+            tasks.append(asyncio.create_task(w.run(), name=f"worker:{w.channel.name}"))
+        tasks.append(asyncio.create_task(due_loop(services), name="due"))
+        print(f"worker {workers[0].consumer}: {', '.join(w.channel.name for w in workers)}", flush=True)
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for ch in services.channels.values():
+            await ch.aclose()
+    await redis.aclose()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    return asyncio.run(run_workers(args))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from warning.cli import add_config_arg
+
+    p = sub.add_parser("worker", help="dispatch workers only, against the shared Redis")
+    add_config_arg(p)
+    p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
+    p.set_defaults(func=_worker)
