@@ -47,11 +47,13 @@ async def get_coverage(request: web.Request) -> web.Response:
     return web.json_response(doc, dumps=_dumps)
 
 
-def _row(row: Row, masked: bool) -> list[str]:
+def _row(row: Row, masked: bool, *, sheet: bool = False) -> list[str]:
+    """One delivery as cells; `sheet` makes text cells inert for spreadsheets."""
     d = row.delivery
     address = mask_phone(d.address) if masked and d.address.startswith("+") else d.address
-    return [d.id, str(d.version), d.recipient_id, guard(row.name), row.role, row.region, d.kind, d.channel,
-            guard(address), d.state.value, str(d.attempts), d.provider_ref or "", guard(d.error or ""),
+    cell = guard if sheet else str
+    return [d.id, str(d.version), d.recipient_id, cell(row.name), row.role, row.region, d.kind, d.channel,
+            cell(address), d.state.value, str(d.attempts), d.provider_ref or "", cell(d.error or ""),
             d.updated_at.isoformat() if d.updated_at else ""]
 
 
@@ -99,7 +101,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
         for i in range(0, len(ids), 1000):
             for row in await services.deliveries.rows(record.id, ids[i:i + 1000]):
                 if keep(row):
-                    yield _row(row, masked)
+                    yield _row(row, masked, sheet=True)
 
     name = f"deliveries-{record.id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
