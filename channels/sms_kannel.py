@@ -119,7 +119,7 @@ class KannelSmsChannel:
             self.capabilities = replace(type(self).capabilities, max_per_s=max_per_s)
 
     def __repr__(self) -> str:
-        return f"KannelSmsChannel(name={self.name!r}, sendsms_url={redact(self._url)!r}, username={self._username!r})"
+        return f"KannelSmsChannel(name={self.name!r}, sendsms_url={redact(self._url)!r})"
 
     def query(self, out: Outbound) -> dict[str, str]:
         """The sendsms parameters for one message (UCS-2 with UTF-8 input for anything outside GSM-7)."""
