@@ -206,6 +206,10 @@ class EarlyWarning:
     level: Level | None = None
     event_type: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.sent.utcoffset() is None:
+            raise ValueError("EarlyWarning.sent needs a time zone")
+
     @property
     def info(self) -> Info | None:
         """The info block we act on: zh-CN first, then any zh*, then the first; None when there is none."""

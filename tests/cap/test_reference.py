@@ -152,3 +152,8 @@ def test_warning_helpers() -> None:
     assert w.with_(status=Status.ACTUAL).is_exercise is False and w.is_exercise
     empty = w.with_(infos=())
     assert empty.info is None and empty.expires is None and empty.areas == ()
+
+
+def test_a_warning_needs_an_aware_sent_time() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        EarlyWarning("id", "s", datetime(2024, 7, 1), Status.ACTUAL, MsgType.ALERT, Scope.PUBLIC, ())
