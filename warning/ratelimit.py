@@ -18,8 +18,8 @@ if until_ > now then return tostring(until_ - now) end
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst; local ts = tonumber(b[2]) or now
 if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate); ts = now end
-if tokens >= n then
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - n), 'ts', tostring(ts))
+if tokens >= n - 0.001 then  -- a thousandth of a token: float rounding must not leave a wait of nothing
+  redis.call('HSET', KEYS[1], 'tokens', tostring(math.max(0, tokens - n)), 'ts', tostring(ts))
   redis.call('EXPIRE', KEYS[1], 3600)
   return '0'
 end

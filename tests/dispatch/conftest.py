@@ -12,12 +12,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.warnings import conftest as core_fixtures
 from warning.bootstrap import Services, due_handlers, make_workers
 from warning.clock import FakeClock
 from warning.redis_server import PrivateRedis
 from warning.web.app import create_app
 from warning.web.keys import Deps, registry_key, services_key
 from warning.worker import ChannelWorker
+
+world = core_fixtures.world  # the core's app-with-recording-channels fixture, shared here
 
 
 def twilio_channel(name: str, kind: str, url: str, **extra: Any) -> dict[str, Any]:
