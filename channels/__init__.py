@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from channels.devices_http import HttpDeviceChannel
+from channels.mqtt import MqttDeviceChannel
 from channels.simulator import Behaviour, SimClock, SimulatorChannel
 from channels.sms_kannel import KannelSmsChannel
 from channels.sms_twilio import TwilioSmsChannel
@@ -21,14 +22,15 @@ CHANNEL_TYPES: dict[str, type] = {
     "voice_twilio": TwilioVoiceChannel,
     "sms_kannel": KannelSmsChannel,
     "http": HttpDeviceChannel,
+    "mqtt": MqttDeviceChannel,
     "simulator": SimulatorChannel,
 }
 #: Keys every [[channels]] table may carry, read by the core (dispatcher, workers), not by adapters.
 COMMON_KEYS = frozenset({"name", "kind", "provider", "rate_per_s", "failover", "failover_after", "max_attempts",
                          "batch", "concurrency", "account"})
 
-__all__ = ["CHANNEL_TYPES", "HttpDeviceChannel", "KannelSmsChannel", "SimulatorChannel", "TwilioSmsChannel",
-           "TwilioVoiceChannel", "build_channel"]
+__all__ = ["CHANNEL_TYPES", "HttpDeviceChannel", "KannelSmsChannel", "MqttDeviceChannel", "SimulatorChannel",
+           "TwilioSmsChannel", "TwilioVoiceChannel", "build_channel"]
 
 
 class _Table:
@@ -110,6 +112,14 @@ def _http(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: 
                              max_per_s=t.number("rate_per_s"), timeout_s=t.number("timeout_s", 5.0) or 5.0)
 
 
+def _mqtt(t: _Table, public_url: str, kind: str) -> Channel:
+    return MqttDeviceChannel(name=t.name, host=t.text("host", required=True) or "", port=t.integer("port", 1883) or 1883,
+                             public_url=public_url, kind=kind, username=t.text("username"),
+                             password=t.secret("password", required=False), topic_prefix=t.text("topic_prefix") or "",
+                             max_batch=t.integer("max_batch", minimum=1), max_per_s=t.number("rate_per_s"),
+                             timeout_s=t.number("timeout_s", 5.0) or 5.0)
+
+
 def _simulator(t: _Table, clock: SimClock, kind: str) -> Channel:
     behaviour = Behaviour(delay_s=t.number("delay_s", 2.0) or 0.0, failure_rate=t.number("failure_rate", 0.02) or 0.0,
                           reply_share=t.number("reply_share", 0.3) or 0.0,
@@ -125,9 +135,10 @@ _PROVIDER_KEYS: dict[str, set[str]] = {
                "timeout_s", "validity_period_s", "ring_timeout_s", "repeat"},
     "kannel": {"sendsms_url", "username", "password", "password_env", "from", "smsc", "dlr_mask", "timeout_s"},
     "http": {"token", "token_env", "max_batch", "timeout_s"},
+    "mqtt": {"host", "port", "username", "password", "password_env", "topic_prefix", "max_batch", "timeout_s"},
     "simulator": {"delay_s", "failure_rate", "reply_share", "reply_delay_s", "seed", "max_batch"},
 }
-_KINDS = {"twilio": ("sms", "voice"), "kannel": ("sms",), "http": ("escreen", "broadcast"),
+_KINDS = {"twilio": ("sms", "voice"), "kannel": ("sms",), "http": ("escreen", "broadcast"), "mqtt": ("escreen", "broadcast"),
           "simulator": ("sms", "voice", "escreen", "broadcast")}
 
 
@@ -145,6 +156,7 @@ def build_channel(name: str, config: Mapping[str, Any], *, http: aiohttp.ClientS
         "twilio": lambda: _twilio(t, http, public_url, kind),
         "kannel": lambda: _kannel(t, http, public_url),
         "http": lambda: _http(t, http, public_url, kind),
+        "mqtt": lambda: _mqtt(t, public_url, kind),
         "simulator": lambda: _simulator(t, clock, kind),
     }
     return builders[provider]()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.devices_http import HttpDeviceChannel
+from channels.mqtt import MqttDeviceChannel
 from channels.simulator import SimulatorChannel
 from channels.sms_kannel import KannelSmsChannel
 from channels.sms_twilio import TwilioSmsChannel
@@ -89,7 +90,13 @@ SIMULATOR = AdapterSpec(
     receipt_keys=("d", "ref", "status"),
     receipt_examples=[({"d": "d1", "status": "delivered"}, S.DELIVERED), ({"status": "pending"}, None)],
 )
-ALL = [*SPECS, SIMULATOR]
+MQTT = AdapterSpec(
+    "mqtt", lambda http, base: MqttDeviceChannel(name="mqtt", host="127.0.0.1", public_url=PUBLIC,
+                                                 username=SECRET_USER, password=SECRET), http=False,
+    receipt_keys=("delivery_id", "status", "at", "error"),
+    receipt_examples=[({"delivery_id": "d1", "status": "played"}, S.DELIVERED)],
+)
+ALL = [*SPECS, SIMULATOR, MQTT]
 
 
 async def serve(aiohttp_server: Any, spec: AdapterSpec) -> tuple[Programmable, str]:

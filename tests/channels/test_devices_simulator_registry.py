@@ -131,7 +131,7 @@ async def test_simulator_invalid_address_fails() -> None:
 
 
 def test_registry_is_explicit() -> None:
-    assert set(CHANNEL_TYPES) == {"sms_twilio", "voice_twilio", "sms_kannel", "http", "simulator"}
+    assert set(CHANNEL_TYPES) == {"sms_twilio", "voice_twilio", "sms_kannel", "http", "mqtt", "simulator"}
 
 
 async def test_build_channel_from_tables(http: aiohttp.ClientSession) -> None:
