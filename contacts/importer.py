@@ -8,7 +8,8 @@ the valid rows in pipelined batches. Nothing but the phone map is held for the w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -77,8 +78,12 @@ class _Checked:
     rows: int = 0
 
 
-def _records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, list[str]]]:
-    yield from enumerate(iter_rows(stream, fmt), start=1)
+def _records(stream: IO[bytes], fmt: str) -> Generator[tuple[int, list[str]]]:
+    rows = iter_rows(stream, fmt)
+    try:
+        yield from enumerate(rows, start=1)
+    finally:
+        rows.close()  # leave the file as found, even when stopped early
 
 
 def _record(cells: list[str], columns: dict[str, int]) -> dict[str, str]:
@@ -88,7 +93,11 @@ def _record(cells: list[str], columns: dict[str, int]) -> dict[str, str]:
 
 
 def _check(stream: IO[bytes], fmt: str, ref: Reference, progress: Progress | None) -> _Checked:
-    rows = _records(stream, fmt)
+    with closing(_records(stream, fmt)) as rows:
+        return _check_rows(rows, ref, progress)
+
+
+def _check_rows(rows: Generator[tuple[int, list[str]]], ref: Reference, progress: Progress | None) -> _Checked:
     header = next(rows, None)
     columns, unknown = map_header(header[1] if header else [])
     checked = _Checked(columns)
@@ -210,9 +219,19 @@ async def import_contacts(stream: IO[bytes], fmt: str, registry: RedisRegistry, 
     report = ImportReport(rejected=[RowProblem(r, m) for r, m in checked.rejected.items()],
                           warnings=checked.warnings)
     writer = _Writer(registry, report, now, known, "supervisor_phone" in checked.columns)
+    with closing(_records(stream, fmt)) as rows:
+        next(rows, None)
+        await _write_rows(rows, writer, checked, ref, batch_rows, progress)
+    await writer.flush()
+    await writer.link_supervisors()
+    if progress:
+        progress("write", len(checked.phones), len(checked.phones))
+    return report
+
+
+async def _write_rows(rows: Iterator[tuple[int, list[str]]], writer: _Writer, checked: _Checked, ref: Reference,
+                      batch_rows: int, progress: Progress | None) -> None:
     done = 0
-    rows = _records(stream, fmt)
-    next(rows, None)
     for number, cells in rows:
         phone = checked.phones.get(number)
         if phone is None:
@@ -222,8 +241,3 @@ async def import_contacts(stream: IO[bytes], fmt: str, registry: RedisRegistry, 
         done += 1
         if progress and done % batch_rows == 0:
             progress("write", done, len(checked.phones))
-    await writer.flush()
-    await writer.link_supervisors()
-    if progress:
-        progress("write", done, len(checked.phones))
-    return report

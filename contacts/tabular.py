@@ -8,7 +8,7 @@ import io
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from datetime import date, datetime
 from typing import IO, Any
 
@@ -70,7 +70,7 @@ def sniff_format(head: bytes, filename: str = "", content_type: str = "") -> str
     """`xlsx` or `csv`, from the file's first bytes (then its name and type); FileProblem for .xls."""
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
-    if head.startswith(b"\xd0\xcf\x11\xe0") or filename.lower().endswith(".xls"):
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: an Excel 97-2003 workbook (a CSV named .xls is fine)
         raise FileProblem("不支持旧版 .xls 文件，请另存为 .xlsx 或 CSV  legacy .xls is not supported; "
                           "save as .xlsx or CSV")
     if "spreadsheetml" in content_type or filename.lower().endswith(".xlsx"):
@@ -106,7 +106,7 @@ def _delimiter(stream: IO[bytes], encoding: str) -> str:
     return max((",", "\t", ";"), key=first.count) if first else ","
 
 
-def iter_csv(stream: IO[bytes]) -> Iterator[list[str]]:
+def iter_csv(stream: IO[bytes]) -> Generator[list[str]]:
     """Rows of a CSV file as lists of strings, the header first."""
     encoding = detect_encoding(stream)
     delimiter = _delimiter(stream, encoding)
@@ -118,8 +118,9 @@ def iter_csv(stream: IO[bytes]) -> Iterator[list[str]]:
     except csv.Error as exc:
         raise FileProblem(f"CSV 格式错误 malformed CSV: {exc}") from None
     finally:
-        text.detach()
-        stream.seek(0)
+        if not stream.closed:
+            text.detach()
+            stream.seek(0)
 
 
 def _cell(value: Any) -> str:
@@ -134,7 +135,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def iter_xlsx(stream: IO[bytes]) -> Iterator[list[str]]:
+def iter_xlsx(stream: IO[bytes]) -> Generator[list[str]]:
     """Rows of the first sheet of an XLSX workbook, streamed (read-only mode), the header first."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
@@ -152,9 +153,10 @@ def iter_xlsx(stream: IO[bytes]) -> Iterator[list[str]]:
             yield [_cell(v) for v in row]
     finally:
         book.close()
-        stream.seek(0)
+        if not stream.closed:
+            stream.seek(0)
 
 
-def iter_rows(stream: IO[bytes], fmt: str) -> Iterator[list[str]]:
+def iter_rows(stream: IO[bytes], fmt: str) -> Generator[list[str]]:
     """Rows of a CSV or XLSX file."""
     return iter_xlsx(stream) if fmt == "xlsx" else iter_csv(stream)
