@@ -12,7 +12,7 @@ from contacts.store import RedisRegistry
 
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段钱汤尹黎易常武乔贺赖龚文"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰建国志红梅兵林波辉鹏飞云春燕德福贵文荣"
-#: mobile prefixes of the generated numbers; the 0000 block after them keeps them in one recognisable range
+#: mobile prefixes of the generated numbers; the leading zeros after them keep them in one recognisable range
 PREFIXES = ("138", "139", "150", "151", "158", "159", "187", "188")
 #: share of each role among generated people (village-level roles dominate, as in a real county)
 ROLE_WEIGHTS = {"village_monitor": 34, "grid_informant": 20, "village_committee": 15, "cadre": 10,
@@ -23,8 +23,8 @@ CENTRE = (31.09, 105.09)  # 三台县, roughly
 
 
 def demo_phone(i: int) -> str:
-    """The i-th generated number, e.g. `+8613800000001`."""
-    return f"+86{PREFIXES[i % len(PREFIXES)]}0000{i // len(PREFIXES) + 1:04d}"
+    """The i-th generated number, e.g. `+8613800000001` (unique for any i below 8 × 10^8)."""
+    return f"+86{PREFIXES[i % len(PREFIXES)]}{i // len(PREFIXES) + 1:08d}"
 
 
 def _place(code: str) -> Location:

@@ -66,3 +66,12 @@ def site_contact_key(cid: str) -> str:
 def tmp_key(token: str) -> str:
     """A scratch key for one set operation; created and deleted inside one MULTI."""
     return f"{PREFIX}tmp:{token}"
+
+
+#: Index recipes. A record remembers its index sets as short tokens (a letter and a value, e.g.
+#: `R510722100001 Lcadre Csms Cvoice A`), which the Lua scripts expand through these templates; an `R`
+#: token stands for every prefix of the region code. Short enough for Redis to keep the hash compact.
+CONTACT_INDEX = {"R": contact_region_key(""), "L": contact_role_key(""), "C": contact_channel_key(""),
+                 "A": CONTACT_ACTIVE}
+DEVICE_INDEX = {"R": device_region_key(""), "K": device_kind_key("")}
+SITE_INDEX = {"R": site_region_key(""), "U": site_contact_key("")}

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-# The hash keeps `_idx` (the index sets it is in), `_geo` (its GEO key or "") and `_uniq` (its value
-# in the unique hash), so a later write leaves exactly the old indexes whatever changed meanwhile.
-#
+# The hash keeps `_idx` (the recipe of the index sets it is in, see keys.CONTACT_INDEX), `_geo` (its GEO
+# key or "") and `_uniq` (its value in the unique hash), so a later write leaves exactly the old indexes
+# whatever changed meanwhile.
+_EXPAND = r"""
+local function expand(recipe, templates)
+  local out = {}
+  for token in string.gmatch(recipe, '%S+') do
+    local letter, value = string.sub(token, 1, 1), string.sub(token, 2)
+    local base = templates[letter]
+    if letter == 'R' then
+      for _, n in ipairs({2, 4, 6, 9}) do
+        if n < #value then out[#out + 1] = base .. string.sub(value, 1, n) end
+      end
+    end
+    out[#out + 1] = base .. value
+  end
+  return out
+end
+"""
+
 # ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 unique value, 5 id, 6 mode, 7 fields JSON,
-#       8 index keys JSON, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO)
+#       8 index recipe, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO), 13 index templates JSON
 # mode: upsert  - the id is the unique value's owner when there is one, else ARGV[5] (new record)
 #       create  - ARGV[5] is new; refused when the unique value is taken
 #       update  - ARGV[5] must exist; refused when the unique value belongs to another record
 # Fields not given are kept. Returns {status, id}: created | updated | unchanged | conflict | missing.
-UPSERT = r"""
+UPSERT = _EXPAND + r"""
+local templates = cjson.decode(ARGV[13])
 local prefix, ids, uhash, uval, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if mode == 'upsert' then
   local owner = redis.call('HGET', uhash, uval)
@@ -33,7 +51,7 @@ if not isnew then
     if oldmap[k] ~= v then same = false end
   end
   if same then return {'unchanged', id} end
-  for _, k in ipairs(cjson.decode(oldmap['_idx'] or '[]')) do redis.call('SREM', k, id) end
+  for _, k in ipairs(expand(oldmap['_idx'] or '', templates)) do redis.call('SREM', k, id) end
   if (oldmap['_geo'] or '') ~= '' then redis.call('ZREM', oldmap['_geo'], id) end
   local olduniq = oldmap['_uniq'] or ''
   if uhash ~= '' and olduniq ~= '' and olduniq ~= uval and redis.call('HGET', uhash, olduniq) == id then
@@ -51,7 +69,7 @@ args[#args + 1] = '_uniq'; args[#args + 1] = uval
 args[#args + 1] = 'updated'; args[#args + 1] = ARGV[12]
 if isnew then args[#args + 1] = 'created'; args[#args + 1] = ARGV[12] end
 redis.call('HSET', key, unpack(args))
-for _, k in ipairs(cjson.decode(ARGV[8])) do redis.call('SADD', k, id) end
+for _, k in ipairs(expand(ARGV[8], templates)) do redis.call('SADD', k, id) end
 if ARGV[9] ~= '' then redis.call('GEOADD', ARGV[9], ARGV[10], ARGV[11], id) end
 redis.call('ZADD', ids, 0, id)
 if uhash ~= '' then redis.call('HSET', uhash, uval, id) end
@@ -59,12 +77,13 @@ if isnew then return {'created', id} end
 return {'updated', id}
 """
 
-# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 id. Returns 1 when removed, 0 when absent.
-DELETE = r"""
+# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 id, 5 index templates JSON.
+# Returns 1 when removed, 0 when absent.
+DELETE = _EXPAND + r"""
 local key = ARGV[1] .. ARGV[4]
 local h = redis.call('HMGET', key, '_idx', '_geo', '_uniq')
 if redis.call('EXISTS', key) == 0 then return 0 end
-for _, k in ipairs(cjson.decode(h[1] or '[]')) do redis.call('SREM', k, ARGV[4]) end
+for _, k in ipairs(expand(h[1] or '', cjson.decode(ARGV[5]))) do redis.call('SREM', k, ARGV[4]) end
 if h[2] and h[2] ~= '' then redis.call('ZREM', h[2], ARGV[4]) end
 if ARGV[3] ~= '' and h[3] and h[3] ~= '' and redis.call('HGET', ARGV[3], h[3]) == ARGV[4] then
   redis.call('HDEL', ARGV[3], h[3])

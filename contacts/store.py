@@ -27,7 +27,7 @@ from contacts.model import (
     site_fields,
     site_from_hash,
 )
-from contacts.regions import ancestors, query_prefix
+from contacts.regions import query_prefix
 
 _METRES_PER_DEG_LAT = 111_195.0
 
@@ -53,6 +53,10 @@ def new_id(kind: str) -> str:
     return kind + secrets.token_hex(6)
 
 
+_CONTACT_INDEX, _DEVICE_INDEX, _SITE_INDEX = (json.dumps(t) for t in (k.CONTACT_INDEX, k.DEVICE_INDEX,
+                                                                        k.SITE_INDEX))
+
+
 def _geo(loc: Location | None, key: str) -> list[str]:
     return [key, repr(loc.lon), repr(loc.lat)] if loc else ["", "", ""]
 
@@ -74,11 +78,10 @@ class RedisRegistry:
         fields = contact_fields(c)
         if keep_supervisor:
             del fields["supervisor"]
-        idx = [*(k.contact_region_key(p) for p in ancestors(c.region)), k.contact_role_key(c.role),
-               *(k.contact_channel_key(ch) for ch in c.channels), *([k.CONTACT_ACTIVE] if c.active else [])]
+        recipe = " ".join([f"R{c.region}", f"L{c.role}", *(f"C{ch}" for ch in c.channels), *(["A"] * c.active)])
         return [k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, c.phone, c.id or self._id("c"), mode,
-                json.dumps(fields, ensure_ascii=False), json.dumps(idx), *_geo(c.location, k.CONTACT_GEO),
-                now.isoformat()]
+                json.dumps(fields, ensure_ascii=False), recipe, *_geo(c.location, k.CONTACT_GEO),
+                now.isoformat(), _CONTACT_INDEX]
 
     async def upsert_contacts(self, contacts: Sequence[Contact], now: datetime,
                               keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult]:
@@ -111,7 +114,7 @@ class RedisRegistry:
 
     async def delete_contact(self, cid: str) -> bool:
         """Remove a contact and every index entry of it (erasure); False when absent."""
-        return bool(await self._delete(args=[k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, cid]))
+        return bool(await self._delete(args=[k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, cid, _CONTACT_INDEX]))
 
     async def set_supervisors(self, links: Sequence[tuple[str, str]], now: datetime) -> list[int]:
         """Set supervisor ids: 1 changed, 0 already so, -1 contact gone."""
@@ -256,12 +259,11 @@ class RedisRegistry:
 
     async def put_device(self, d: Device, now: datetime, *, create: bool) -> Device | None:
         """Create (create=True) or replace a device; None when replacing one that does not exist."""
-        idx = [*(k.device_region_key(p) for p in ancestors(d.region)), k.device_kind_key(d.kind)]
         did = d.id or self._id("d")
         status, rid = await self._upsert(args=[
             k.DEVICE_PREFIX, k.DEVICE_IDS, k.DEVICE_TOKENS, d.token, did, "create" if create else "update",
-            json.dumps(device_fields(d), ensure_ascii=False), json.dumps(idx), *_geo(d.location, k.DEVICE_GEO),
-            now.isoformat()])
+            json.dumps(device_fields(d), ensure_ascii=False), f"R{d.region} K{d.kind}",
+            *_geo(d.location, k.DEVICE_GEO), now.isoformat(), _DEVICE_INDEX])
         if status == "missing":
             return None
         if status == "conflict":
@@ -269,7 +271,7 @@ class RedisRegistry:
         return await self.device(rid)
 
     async def delete_device(self, did: str) -> bool:
-        return bool(await self._delete(args=[k.DEVICE_PREFIX, k.DEVICE_IDS, k.DEVICE_TOKENS, did]))
+        return bool(await self._delete(args=[k.DEVICE_PREFIX, k.DEVICE_IDS, k.DEVICE_TOKENS, did, _DEVICE_INDEX]))
 
     async def device(self, did: str) -> Device | None:
         h = await self.redis.hgetall(k.device_key(did))
@@ -305,15 +307,15 @@ class RedisRegistry:
 
     async def put_site(self, s: HazardSite, now: datetime, *, create: bool) -> HazardSite | None:
         """Create (create=True) or replace a hazard site; None when replacing one that does not exist."""
-        idx = [*(k.site_region_key(p) for p in ancestors(s.region)), *(k.site_contact_key(c) for c in s.contacts)]
+        recipe = " ".join([f"R{s.region}", *(f"U{c}" for c in s.contacts)])
         status, rid = await self._upsert(args=[
             k.SITE_PREFIX, k.SITE_IDS, "", "", s.id or self._id("s"), "create" if create else "update",
-            json.dumps(site_fields(s), ensure_ascii=False), json.dumps(idx), *_geo(s.location, k.SITE_GEO),
-            now.isoformat()])
+            json.dumps(site_fields(s), ensure_ascii=False), recipe, *_geo(s.location, k.SITE_GEO),
+            now.isoformat(), _SITE_INDEX])
         return None if status == "missing" else await self.site(rid)
 
     async def delete_site(self, sid: str) -> bool:
-        return bool(await self._delete(args=[k.SITE_PREFIX, k.SITE_IDS, "", sid]))
+        return bool(await self._delete(args=[k.SITE_PREFIX, k.SITE_IDS, "", sid, _SITE_INDEX]))
 
     async def site(self, sid: str) -> HazardSite | None:
         h = await self.redis.hgetall(k.site_key(sid))
