@@ -59,6 +59,12 @@ class Services:
     workers: list[ChannelWorker] = field(default_factory=list)
     messages: Any = None
     metrics: Metrics = field(default_factory=Metrics)
+    #: receipts, acknowledgments, replies and escalation (叫应); set by build_services
+    receipts: Any = None
+    ledger: Any = None
+    replies: Any = None
+    escalation: Any = None
+    duty: Any = None
 
 
 def channel_tables(settings: Settings) -> list[Mapping[str, Any]]:
@@ -125,7 +131,30 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
                         limiter=RateLimiter(redis, clock=clock), channels=dict(built),
                         channel_configs={str(t["name"]): t for t in tables},
                         messages=MessageFactory(settings, event_types=event_types))
+    wire_followup(services)
     return services
+
+
+def wire_followup(services: Services) -> None:
+    """Receipts, acknowledgments, replies and escalation on top of the dispatcher (issue 5)."""
+    from contacts.duty import DutyRoster
+    from warning.acks import AckLedger, ReplyService
+    from warning.escalation import Escalation, Planner
+    from warning.receipts import ReceiptService
+
+    s = services
+    planner = Planner(store=s.deliveries, dispatcher=s.dispatcher, clock=s.clock)
+    s.ledger = AckLedger(redis=s.redis, store=s.deliveries, clock=s.clock)
+    s.duty = DutyRoster(s.redis)
+    s.receipts = ReceiptService(redis=s.redis, store=s.deliveries, warnings=s.warnings, ledger=s.ledger,
+                                planner=planner, due=s.due, directory=s.directory, policy=s.policy, clock=s.clock)
+    s.replies = ReplyService(redis=s.redis, directory=s.directory, warnings=s.warnings, ledger=s.ledger,
+                             audit=s.audit, clock=s.clock,
+                             default_region=str(s.settings.section("registry").get("default_phone_region", "CN")))
+    s.escalation = Escalation(redis=s.redis, store=s.deliveries, warnings=s.warnings, directory=s.directory,
+                              policy=s.policy, planner=planner, ledger=s.ledger, due=s.due, duty=s.duty,
+                              audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"))
+    s.dispatcher.on_issued = s.escalation.start
 
 
 def _kinds_of(channels: Mapping[str, Channel]) -> dict[str, str]:
@@ -174,7 +203,8 @@ def make_workers(services: Services, *, consumer: str | None = None) -> list[Cha
                                 lease_ms=int(dispatch.get("lease_ms", 30_000)),
                                 block_ms=int(dispatch.get("block_ms", 500)),
                                 reclaim_every_s=float(dispatch.get("reclaim_every_s", 5.0))),
-            on_drained=_drained(services), metrics=services.metrics, provider=str(cfg.get("provider", "")),
+            on_drained=_drained(services), on_accepted=services.receipts.release_held, metrics=services.metrics,
+            provider=str(cfg.get("provider", "")),
         ))
     services.workers = workers
     return workers
@@ -209,4 +239,4 @@ def due_handlers(services: Services) -> dict[str, Any]:
     async def retry(fields: list[str]) -> None:
         await requeue_retry(services.redis, fields)
 
-    return {"retry": retry}
+    return {"retry": retry, "esc": services.escalation.fire}

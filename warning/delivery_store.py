@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from warning.delivery import Bucket, Delivery, DeliveryState, advance, classify
 
 S = DeliveryState
 EVENTS_MAXLEN = 20000
+#: the msg_type of an escalation notice (a message about the warning to someone outside its audience)
+NOTICE = "notice"
 
 # KEYS: counts, deliveries zset, recipients hash.  ARGV: n, then per delivery:
 #   key, id, score, nfields, fields..., ncounters, counters..., recipient id, recipient json, ntargeted, targeted...
@@ -100,21 +102,30 @@ class Row:
     lang: str = "zh-CN"
     msg_type: str = "alert"
     name: str = ""
+    #: a personalised text (escalation notices) sent instead of the warning's rendered message
+    body: str = ""
 
     def fields(self) -> dict[str, str]:
         f = self.delivery.to_fields()
         f.pop("history", None)
         f.update(region=self.region, role=self.role, lang=self.lang, msg_type=self.msg_type, name=self.name)
+        if self.body:
+            f["body"] = self.body
         return f
 
     @classmethod
     def from_fields(cls, h: Mapping[str, str]) -> Row:
         return cls(Delivery.from_fields(h), h.get("region", ""), h.get("role", ""), h.get("lang", "zh-CN"),
-                   h.get("msg_type", "alert"), h.get("name", ""))
+                   h.get("msg_type", "alert"), h.get("name", ""), h.get("body", ""))
 
 
 def counter_fields(row: Row, bucket: str) -> list[str]:
-    """The counters a delivery in `bucket` counts in: total, by channel kind, township, village, role."""
+    """The counters a delivery in `bucket` counts in: total, by channel kind, township, village, role.
+
+    Escalation notices (to supervisors and duty officers) are not the warning's audience: they count apart.
+    """
+    if row.msg_type == NOTICE:
+        return [f"n:{bucket}"]
     out = [bucket, f"k:{row.delivery.kind}:{bucket}"]
     out += region_fields(row.region, bucket)
     if row.role:
@@ -168,8 +179,9 @@ class DeliveryStore:
             fields = _flat(row.fields())
             counters = counter_fields(row, Bucket.QUEUED.value)
             rec = recipients.get(d.recipient_id, {})
-            targeted = [] if d.kind in ("escreen", "broadcast") else ["targeted", *region_fields(row.region, "targeted"),
-                                                                      *([f"o:{row.role}:targeted"] if row.role else [])]
+            people = d.kind not in ("escreen", "broadcast") and row.msg_type != NOTICE
+            targeted = ["targeted", *region_fields(row.region, "targeted"),
+                        *([f"o:{row.role}:targeted"] if row.role else [])] if people else []
             args += [keys.delivery_key(warning_id, d.id), d.id, d.version, len(fields), *fields,
                      len(counters), *counters, d.recipient_id, json.dumps(rec, ensure_ascii=False),
                      len(targeted), *targeted]
@@ -205,7 +217,7 @@ class DeliveryStore:
                   "provider_ref": moved.provider_ref or "", **(extra or {})}
         ev = dict(event or {})
         ev.update(d=d.id, w=d.warning_id, k=d.kind, s=new_state.value, o=d.state.value, r=row.region, at=at.isoformat())
-        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name), fields, deltas,
+        return Change(d.state, replace(row, delivery=moved), fields, deltas,
                       d.recipient_id if t.acknowledged else "", tuple(ack_counters) if t.acknowledged else (),
                       json.dumps(ev, ensure_ascii=False))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +51,8 @@ class Dispatcher:
                  routes: Routes, audit: AuditLog, clock: Clock) -> None:
         self.redis, self.store, self.targeting, self.policy = redis, store, targeting, policy
         self.routes, self.audit, self.clock = routes, audit, clock
+        #: called after a version's deliveries are planned (escalation starts its timers here)
+        self.on_issued: Callable[[WarningRecord], Awaitable[None]] | None = None
 
     async def issue(self, record: WarningRecord, previous: WarningRecord | None) -> None:
         """Plan, record and queue the deliveries of `record.version`; safe to run again (idempotent)."""
@@ -66,6 +68,8 @@ class Dispatcher:
                                 deliveries=len(rows), new=created, unrouted=unrouted)
         logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,
                     len(rows), created, len(unrouted))
+        if self.on_issued is not None:
+            await self.on_issued(record)
 
     async def _audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
         level_policy = self.policy.for_level(record.level.value)

@@ -102,3 +102,14 @@ def ratelimit_key(account: str) -> str:
 def penalty_key(account: str) -> str:
     """String: epoch seconds until which a provider asked us to slow down (429 Retry-After)."""
     return f"{PREFIX}rl:{account}:until"
+
+
+# --- receipts, acknowledgments, escalation ----------------------------------------------------
+def escalation_key(warning_id: str) -> str:
+    """Hash: `issued:<version>` → when the version went out; `done:<version>:<step>` → when a step ran."""
+    return f"{PREFIX}{tag(warning_id)}:esc"
+
+
+def reports_key(warning_id: str) -> str:
+    """Stream: replies that were not acknowledgments (回执内容, field reports), newest last."""
+    return f"{PREFIX}{tag(warning_id)}:reports"

@@ -212,6 +212,8 @@ class ChannelWorker:
         outbound = []
         for row in rows:
             body, meta = self.messages.render(record, row.delivery.kind, row.lang)
+            if row.body:  # a personalised notice: its own text, read out by the voice adapter's own TwiML
+                body, meta = row.body, {k: v for k, v in meta.items() if k != "twiml"}
             outbound.append(Outbound(delivery_id=row.delivery.id, address=row.delivery.address, body=body,
                                      lang=row.lang, meta={**meta, "warning_id": record.id}))
         waited = await self.limiter.acquire(self.cfg.account, len(outbound), max_per_s=self.cfg.max_per_s,

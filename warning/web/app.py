@@ -16,7 +16,7 @@ from warning.clock import SystemClock
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, delivery_api, system, warnings_api
+from warning.web import contacts_api, delivery_api, hooks, system, warnings_api
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -37,6 +37,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     contacts_api.setup,
     warnings_api.setup,
     delivery_api.setup,
+    hooks.setup,
 ]
 
 

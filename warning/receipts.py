@@ -1,0 +1,325 @@
+"""Receipts: provider reports applied to deliveries — found by provider id, held when they come first,
+terminal wins, counters once; concurrent callbacks share one round of Redis calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from contacts.directory import ContactDirectory
+from warning import keys
+from warning.acks import AckLedger, ack_counters, delivery_id
+from warning.channel import ReceiptEvent
+from warning.clock import Clock
+from warning.delivery import DeliveryState, classify, requeue
+from warning.delivery_store import NOTICE, Change, DeliveryStore, Row, counter_fields
+from warning.dispatcher import priority_of
+from warning.due import DueQueue
+from warning.errors import IllegalTransition
+from warning.escalation import Planner
+from warning.policy import Policy
+from warning.record import LIVE_STATES, WarningRecord
+from warning.targeting import person_kinds
+from warning.warning_store import WarningStore
+
+logger = logging.getLogger(__name__)
+S = DeliveryState
+#: a receipt whose provider id is not recorded yet waits this long for it
+HELD_TTL_S = 3600
+#: busy / no-answer: call again this many times, this long apart, while the warning is live
+VOICE_RETRIES = 2
+VOICE_RETRY_S = 120.0
+MAX_BATCH = 2000
+
+# KEYS: ref by provider id, ref by our delivery id, held list.  ARGV: receipt json, ttl.
+# Atomic against the worker's SET of the ref: either the ref is seen here, or the receipt is held
+# before the worker's on_accepted hook drains the list.
+_HOLD = """
+local ref = redis.call('GET', KEYS[1])
+if ref then return ref end
+ref = redis.call('GET', KEYS[2])
+if ref then return ref end
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+return false
+"""
+# KEYS: held lists.  Take them whole (the claim: two workers never apply the same held receipt).
+_TAKE = """
+local out = {}
+for _, k in ipairs(KEYS) do
+  for _, v in ipairs(redis.call('LRANGE', k, 0, -1)) do out[#out+1] = v end
+  redis.call('DEL', k)
+end
+return out
+"""
+
+
+def encode(ev: ReceiptEvent) -> str:
+    return json.dumps({"c": ev.channel, "p": ev.provider_ref, "d": ev.delivery_id, "s": ev.state.value,
+                       "at": ev.at.isoformat() if ev.at else None, "e": ev.error_code, "r": ev.raw_status,
+                       "a": ev.ack, "g": ev.digits, "t": ev.retryable}, ensure_ascii=False)
+
+
+def decode(raw: str) -> ReceiptEvent:
+    d = json.loads(raw)
+    return ReceiptEvent(channel=d["c"], provider_ref=d["p"], delivery_id=d["d"], state=DeliveryState(d["s"]),
+                        at=datetime.fromisoformat(d["at"]) if d["at"] else None, error_code=d["e"],
+                        raw_status=d["r"], ack=d["a"], digits=d["g"], retryable=d["t"])
+
+
+def _refs(ev: ReceiptEvent) -> tuple[str, str]:
+    primary = ev.provider_ref or ev.delivery_id or ""
+    return keys.ref_key(ev.channel, primary), keys.ref_key(ev.channel, ev.delivery_id or primary)
+
+
+@dataclass
+class _Batch:
+    """One round of receipts: what each delivery became and what must follow."""
+
+    now: datetime
+    records: dict[str, WarningRecord | None] = field(default_factory=dict)
+    retries: dict[str, datetime] = field(default_factory=dict)
+    failed_sms: list[Row] = field(default_factory=list)
+    acked: list[Row] = field(default_factory=list)
+
+
+class ReceiptService:
+    """Applies ReceiptEvents; `submit` groups concurrent callers into one batch (one pipeline, one Lua call a warning)."""
+
+    def __init__(self, *, redis: aioredis.Redis, store: DeliveryStore, warnings: WarningStore, ledger: AckLedger,
+                 planner: Planner, due: DueQueue, directory: ContactDirectory, policy: Policy, clock: Clock,
+                 held_ttl_s: int = HELD_TTL_S) -> None:
+        self.redis: Any = redis
+        self.store, self.warnings, self.ledger = store, warnings, ledger
+        self.planner, self.due, self.directory, self.policy, self.clock = planner, due, directory, policy, clock
+        self.held_ttl_s = held_ttl_s
+        self._hold = redis.register_script(_HOLD)
+        self._take = redis.register_script(_TAKE)
+        self._queue: list[tuple[ReceiptEvent, asyncio.Future[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ---- batching ------------------------------------------------------------------------
+    async def submit(self, event: ReceiptEvent) -> str:
+        """Apply one receipt together with whatever else arrived meanwhile; its outcome (applied, stale, held, ...)."""
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                outcomes = await self.apply([e for e, _ in batch])
+            except Exception as exc:  # every waiting webhook answers 500 and the provider retries
+                logger.exception("a batch of %d receipts failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), outcome in zip(batch, outcomes, strict=True):
+                if not fut.done():
+                    fut.set_result(outcome)
+
+    # ---- applying -----------------------------------------------------------------------
+    async def locate(self, events: Sequence[ReceiptEvent]) -> list[str | None]:
+        """'<warning id>:<delivery id>' of each receipt's delivery, None where its provider id is not recorded."""
+        names = [k for ev in events for k in _refs(ev)]
+        found = await self.redis.mget(names) if names else []
+        return [found[2 * i] or found[2 * i + 1] for i in range(len(events))]
+
+    async def apply(self, events: Sequence[ReceiptEvent]) -> list[str]:
+        """Apply receipts in order; outcomes: applied, stale, held, ignored."""
+        refs = await self.locate(events)
+        out = ["stale"] * len(events)
+        for i, ref in enumerate(refs):
+            if ref is None:
+                ev = events[i]
+                if not (ev.provider_ref or ev.delivery_id):
+                    out[i] = "ignored"
+                    continue
+                first, second = _refs(ev)
+                held = keys.held_receipts_key(ev.channel, ev.provider_ref or ev.delivery_id or "")
+                refs[i] = await self._hold(keys=[first, second, held], args=[encode(ev), self.held_ttl_s])
+                if refs[i] is None:
+                    out[i] = "held"
+        work: dict[tuple[str, str], list[int]] = {}
+        for i, ref in enumerate(refs):
+            if ref:
+                wid, _, did = ref.partition(":")
+                work.setdefault((wid, did), []).append(i)
+        if work:
+            batch = _Batch(self.clock.now())
+            await self._settle(work, events, out, batch)
+            await self._after(batch)
+        return out
+
+    async def _settle(self, work: dict[tuple[str, str], list[int]], events: Sequence[ReceiptEvent], out: list[str],
+                      batch: _Batch) -> None:
+        pending = dict(work)
+        for _ in range(8):
+            if not pending:
+                return
+            for wid in {w for w, _ in pending}:
+                if wid not in batch.records:
+                    batch.records[wid] = await self.warnings.get(wid)
+            rows = await self._rows(list(pending))
+            plans: dict[str, list[tuple[tuple[str, str], list[Change]]]] = {}
+            for key, idx in pending.items():
+                row = rows.get(key)
+                if row is None:
+                    continue
+                chain = await self._chain(row, [events[i] for i in idx], idx, out, batch)
+                if chain:
+                    plans.setdefault(key[0], []).append((key, chain))
+            pending = {}
+            results = await asyncio.gather(*(self.store.commit(wid, [c for _, ch in items for c in ch])
+                                              for wid, items in plans.items()))
+            for (wid, items), ok in zip(plans.items(), results, strict=True):
+                pos = 0
+                for key, chain in items:
+                    good = ok[pos:pos + len(chain)]
+                    pos += len(chain)
+                    if all(good):
+                        self._note(chain, batch)
+                    else:  # the delivery moved meanwhile (a send result, another receipt): read again
+                        pending[key] = work[key]
+                        for i in work[key]:
+                            out[i] = "stale"
+
+    async def _rows(self, targets: list[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for wid, did in targets:
+                pipe.hgetall(keys.delivery_key(wid, did))
+            found = await pipe.execute()
+        return {t: Row.from_fields(h) for t, h in zip(targets, found, strict=True) if h}
+
+    async def _chain(self, row: Row, events: list[ReceiptEvent], idx: list[int], out: list[str],
+                     batch: _Batch) -> list[Change]:
+        """The changes these receipts make to one delivery, in arrival order, each from the state the last one left."""
+        chain: list[Change] = []
+        for ev, i in zip(events, idx, strict=True):
+            try:
+                change = await self._change(row, ev, batch)
+            except IllegalTransition:  # e.g. a receipt for a delivery never handed to a provider
+                logger.warning("receipt %s for delivery %s in state %s ignored", ev.state.value, row.delivery.id,
+                               row.delivery.state.value)
+                out[i] = "ignored"
+                continue
+            if change is None:
+                out[i] = "stale"
+                continue
+            chain.append(change)
+            row = change.row
+            out[i] = "applied"
+        return chain
+
+    async def _change(self, row: Row, ev: ReceiptEvent, batch: _Batch) -> Change | None:
+        now = batch.now
+        extra = {"raw": ev.raw_status}
+        if ev.state is S.FAILED and ev.retryable and row.delivery.kind == "voice":
+            record = batch.records.get(row.delivery.warning_id)
+            if row.delivery.attempts <= VOICE_RETRIES and self._live(record, row, now) and record is not None:
+                change = self._requeue(row, now, ev.error_code or ev.raw_status)
+                if change is not None:
+                    batch.retries[DueQueue.member("retry", record.id, row.delivery.id, row.delivery.channel,
+                                                  str(priority_of(record)))] = now + timedelta(seconds=VOICE_RETRY_S)
+                    return change
+        counters: list[str] = []
+        if ev.state is S.ACKNOWLEDGED and row.msg_type != NOTICE and row.delivery.kind in ("sms", "voice"):
+            issued = await self.ledger.issued_at(row.delivery.warning_id, row.delivery.version)
+            counters = ack_counters(row, now, issued)
+        return self.store.change(row, ev.state, now, reason=ev.error_code, provider_ref=ev.provider_ref,
+                                 ack_counters=counters, event={"raw": ev.raw_status}, extra=extra)
+
+    def _requeue(self, row: Row, now: datetime, reason: str) -> Change | None:
+        """Back to RETRY_WAIT (busy, no answer), the one backward move; counters leave `sent` for `queued`."""
+        d = row.delivery
+        moved = requeue(d, now, reason=reason)
+        if moved is d:
+            return None
+        deltas: dict[str, int] = {}
+        for bucket, delta in classify(d.state, S.RETRY_WAIT).deltas().items():
+            for f in counter_fields(row, bucket.value):
+                deltas[f] = deltas.get(f, 0) + delta
+        fields = {"state": S.RETRY_WAIT.value, "updated_at": now.isoformat(), "error": reason,
+                  "provider_ref": d.provider_ref or ""}
+        event = json.dumps({"d": d.id, "w": d.warning_id, "k": d.kind, "s": S.RETRY_WAIT.value, "o": d.state.value,
+                            "r": row.region, "at": now.isoformat()}, ensure_ascii=False)
+        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
+                      deltas, event=event)
+
+    @staticmethod
+    def _live(record: WarningRecord | None, row: Row, now: datetime) -> bool:
+        return (record is not None and record.state in LIVE_STATES and now < record.expires_at
+                and row.delivery.version == record.issued_version and row.msg_type in ("alert", "update"))
+
+    def _note(self, chain: list[Change], batch: _Batch) -> None:
+        last = chain[-1].row
+        state = last.delivery.state
+        if state in (S.UNDELIVERED, S.FAILED) and last.delivery.kind == "sms":
+            batch.failed_sms.append(last)
+        if state is S.ACKNOWLEDGED and last.delivery.kind in ("sms", "voice") and last.msg_type != NOTICE:
+            batch.acked.append(last)
+
+    # ---- what follows a receipt ------------------------------------------------------------
+    async def _after(self, batch: _Batch) -> None:
+        await self.due.push_many(batch.retries)
+        for row in batch.acked:  # stop the call about to be placed, the next escalation wave
+            record = batch.records.get(row.delivery.warning_id)
+            if record is not None:
+                rows = await self.ledger.person_rows(record, row.delivery.recipient_id)
+                await self.store.commit(record.id, self.ledger.settle(rows, batch.now, keep=row.delivery.id))
+        for row in batch.failed_sms:
+            await self._fallback(row, batch)
+
+    async def _fallback(self, row: Row, batch: _Batch) -> None:
+        """An SMS that did not arrive: the next channel of the person's policy (a call), while the warning is live."""
+        record = batch.records.get(row.delivery.warning_id)
+        if record is None or not self._live(record, row, batch.now):
+            return
+        contact = await self.directory.get(row.delivery.recipient_id)
+        if contact is None or not contact.active:
+            return
+        wanted = person_kinds(contact, self.policy.for_level(record.level.value))
+        order = list(dict.fromkeys([*wanted, *contact.channels]))
+        later = order[order.index("sms") + 1:] if "sms" in order else [k for k in order if k != "sms"]
+        for kind in later:
+            if kind != "voice":
+                continue
+            existing = await self.store.get(record.id, delivery_id(record.id, row.delivery.version, contact.id, kind))
+            if existing is not None:
+                return  # the policy already calls this person
+            new = self.planner.person(record, row.delivery.version, contact, kind, 0)
+            if new is not None and await self.planner.plan(record, [new]):
+                logger.info("warning %s: SMS %s %s, calling instead (delivery %s)", record.id, row.delivery.id,
+                            row.delivery.state.value, new.delivery.id)
+            return
+
+    async def release_held(self, warning_id: str, rows: list[Row]) -> None:
+        """Worker hook after providers accepted `rows`: apply receipts that came before their ids were recorded."""
+        names: list[str] = []
+        sets: dict[str, str] = {}
+        for r in rows:
+            d = r.delivery
+            names.append(keys.held_receipts_key(d.channel, d.provider_ref or d.id))
+            if d.kind in ("escreen", "broadcast") and d.provider_ref and d.provider_ref != d.id:
+                # devices acknowledge by our delivery id even when they named their copy themselves
+                sets[keys.ref_key(d.channel, d.id)] = f"{warning_id}:{d.id}"
+        if sets:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k, v in sets.items():
+                    pipe.set(k, v, ex=7 * 86400)
+                await pipe.execute()
+        held: list[Any] = await self._take(keys=names) if names else []
+        if held:
+            logger.info("warning %s: %d receipts that came early applied", warning_id, len(held))
+            await self.apply([decode(h) for h in held])

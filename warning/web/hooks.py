@@ -1,0 +1,260 @@
+"""Provider webhooks (DESIGN §4): Twilio status, inbound SMS, voice and keypress; Kannel DLR and MO; device acks.
+
+Each hook authenticates first (Twilio's signature, a secret in the URL, a device's token) and changes
+nothing when that fails. A receipt it cannot use is logged and answered 204: the provider must not retry it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from warning.acks import ReplyOutcome
+from warning.bootstrap import Services
+from warning.channel import GATHER_URL_SLOT, InboundMessage, ReceiptEvent
+from warning.delivery import DeliveryState
+from warning.delivery_store import Row
+from warning.errors import Forbidden
+from warning.web.keys import registry_key, services_key, settings_key
+from warning.web.openapi import error_responses
+from warning.web.routing import ApiRoutes
+
+logger = logging.getLogger(__name__)
+routes = ApiRoutes("webhooks")
+S = DeliveryState
+TWIML = "text/xml"
+FORBIDDEN = error_responses(403)
+HELP_ZH = "本号码用于发送预警信息。确认收到请回复1；有多条预警时回复1加预警编号（如：1 K7Q）。"
+HELP_EN = "Reply 1 to confirm a warning (1 and its code when several are open)."
+
+
+def public_base(request: web.Request) -> str:
+    settings = request.app[settings_key]
+    return (settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+
+
+def twilio_tokens(services: Services, channel: str | None) -> list[str]:
+    """The auth tokens a Twilio request may be signed with: its channel's, else every Twilio channel's."""
+    tokens: dict[str, str] = {}
+    for name, table in services.channel_configs.items():
+        if table.get("provider") != "twilio":
+            continue
+        env_name = table.get("auth_token_env")
+        token = os.environ.get(str(env_name), "") if env_name else str(table.get("auth_token") or "")
+        if token:
+            tokens[name] = token
+    if channel in tokens:
+        return [tokens[channel]]
+    return list(tokens.values())
+
+
+async def signed_form(request: web.Request) -> MultiDictProxy[str]:
+    """The posted form, once `X-Twilio-Signature` proves Twilio sent it (public_url + path + query); else 403."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    form = await request.post()
+    params: MultiDict[str] = MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+    url = public_base(request) + request.raw_path
+    tokens = twilio_tokens(request.app[services_key], request.query.get("c"))
+    if not signature or not any(RequestValidator(t).validate(url, params, signature) for t in tokens):
+        logger.warning("webhook %s refused: bad or missing Twilio signature", request.path)
+        raise Forbidden("invalid signature", "签名无效 the request signature does not match")
+    return MultiDictProxy(params)
+
+
+def merged(request: web.Request, form: Mapping[str, str]) -> dict[str, str]:
+    """Query and form parameters together (the form wins)."""
+    return {**{k: v for k, v in request.query.items()}, **{k: v for k, v in form.items()}}
+
+
+def _parse(services: Services, channel: str, params: Mapping[str, str]) -> ReceiptEvent | None:
+    adapter = services.channels.get(channel)
+    if adapter is None:
+        logger.warning("receipt for unknown channel %r ignored", channel[:40])
+        return None
+    return adapter.parse_receipt(params)
+
+
+@routes.post("/hooks/twilio/status", summary="Twilio message and call status callbacks (signed)", roles=None,
+             responses={"204": {"description": "taken (or ignored when unknown)"}, **FORBIDDEN})
+async def twilio_status(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    services = request.app[services_key]
+    event = _parse(services, request.query.get("c", ""), merged(request, form))
+    if event is not None:
+        await services.receipts.submit(event)
+    return web.Response(status=204)
+
+
+def reply_text(outcome: ReplyOutcome) -> str:
+    """What we answer a reply with: a confirmation, a thank-you for a report, or the help text."""
+    code = f"（编号{outcome.reply_code}）" if outcome.reply_code else ""
+    if outcome.kind == "acked":
+        return f"已确认收到「{outcome.headline}」{code}，谢谢。Confirmed, thank you."
+    if outcome.kind == "report":
+        return f"已收到您关于「{outcome.headline}」{code}的反馈，谢谢。确认收到预警请回复1。Report received."
+    return f"{HELP_ZH} {HELP_EN}"
+
+
+async def _reply(services: Services, msg: InboundMessage) -> str:
+    try:
+        return reply_text(await services.replies.handle(msg))
+    except Exception:  # a person must always get an answer
+        logger.exception("reply on %s could not be handled", msg.channel)
+        return f"{HELP_ZH} {HELP_EN}"
+
+
+@routes.post("/hooks/twilio/sms", summary="Inbound SMS (replies, 回执); answers TwiML (signed)", roles=None,
+             responses={"200": {"description": "TwiML MessagingResponse"}, **FORBIDDEN})
+async def twilio_sms(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    services = request.app[services_key]
+    msg = InboundMessage(channel=request.query.get("c", "twilio"), sender=form.get("From", ""),
+                         to=form.get("To", ""), text=form.get("Body", ""), provider_ref=form.get("MessageSid"))
+    twiml = MessagingResponse()
+    twiml.message(await _reply(services, msg))
+    return web.Response(text=str(twiml), content_type=TWIML)
+
+
+async def _row_of(services: Services, channel: str, ref: str | None, delivery: str | None) -> Row | None:
+    event = ReceiptEvent(channel=channel, provider_ref=ref, delivery_id=delivery, state=S.SENT, at=None,
+                         error_code=None, raw_status="lookup")
+    found = (await services.receipts.locate([event]))[0] if (ref or delivery) else None
+    if not found:
+        return None
+    wid, _, did = found.partition(":")
+    return await services.deliveries.get(wid, did)
+
+
+@routes.post("/hooks/twilio/voice", summary="TwiML for a warning call (when the call is placed with a URL; signed)",
+             roles=None, responses={"200": {"description": "TwiML VoiceResponse"}, **FORBIDDEN})
+async def twilio_voice(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    services = request.app[services_key]
+    channel = request.query.get("c", "")
+    row = await _row_of(services, channel, form.get("CallSid"), request.query.get("d"))
+    record = await services.warnings.get(row.delivery.warning_id) if row else None
+    if row is None or record is None:
+        resp = VoiceResponse()
+        resp.say("您有一条预警信息，请查看短信。", language="cmn-CN")
+        return web.Response(text=str(resp), content_type=TWIML)
+    _, meta = services.messages.render(record, "voice", row.lang)
+    gather = f"{public_base(request)}/hooks/twilio/gather?{urlencode({'c': channel, 'd': row.delivery.id})}"
+    twiml = str(meta.get("twiml") or "")
+    if not twiml:
+        resp = VoiceResponse()
+        g = resp.gather(num_digits=1, action=gather, method="POST", timeout=8)
+        g.say(services.messages.render(record, "voice", row.lang)[0], language="cmn-CN")
+        twiml = str(resp)
+    return web.Response(text=twiml.replace(GATHER_URL_SLOT, gather.replace("&", "&amp;")), content_type=TWIML)
+
+
+@routes.post("/hooks/twilio/gather", summary="Keypress during a warning call: 1 confirms (signed)", roles=None,
+             responses={"200": {"description": "TwiML VoiceResponse"}, **FORBIDDEN})
+async def twilio_gather(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    services = request.app[services_key]
+    event = _parse(services, request.query.get("c", ""), merged(request, form))
+    resp = VoiceResponse()
+    if event is not None and event.ack:
+        await services.receipts.submit(event)
+        resp.say("已确认收到，谢谢。", language="cmn-CN")
+    else:
+        if event is not None:
+            await services.receipts.submit(event)  # any key: the call was answered and heard
+        resp.say("未确认。如已收到，请按1。", language="cmn-CN")
+    return web.Response(text=str(resp), content_type=TWIML)
+
+
+def _kannel_secret_ok(request: web.Request) -> None:
+    secret = str(request.app[settings_key].section("hooks").get("kannel_secret", ""))
+    given = request.query.get("k", "")
+    if secret and not hmac.compare_digest(secret.encode(), given.encode()):
+        logger.warning("kannel webhook %s refused: bad secret", request.path)
+        raise Forbidden("invalid secret", "密钥无效 the URL secret does not match")
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    form = await request.post() if request.method == "POST" else MultiDict[str]()
+    return merged(request, {k: v for k, v in form.items() if isinstance(v, str)})
+
+
+async def kannel_dlr(request: web.Request) -> web.Response:
+    _kannel_secret_ok(request)
+    params = await _params(request)
+    services = request.app[services_key]
+    event = _parse(services, params.get("c", ""), params)
+    if event is not None:
+        await services.receipts.submit(event)
+    return web.Response(status=204)
+
+
+async def kannel_mo(request: web.Request) -> web.Response:
+    _kannel_secret_ok(request)
+    params = await _params(request)
+    services = request.app[services_key]
+    if not params.get("from") or "text" not in params:
+        return web.Response(text="", content_type="text/plain")
+    msg = InboundMessage(channel=params.get("c", "kannel"), sender=params["from"], to=params.get("to", ""),
+                         text=params["text"], provider_ref=params.get("id"))
+    # Kannel sends the answer back to the sender as an SMS
+    return web.Response(text=await _reply(services, msg), content_type="text/plain")
+
+
+for _method in ("GET", "POST"):
+    routes.route(_method, "/hooks/kannel/dlr", summary="Kannel delivery report (secret `k` in the URL)", roles=None,
+                 responses={"204": {"description": "taken"}, **FORBIDDEN})(kannel_dlr)
+    routes.route(_method, "/hooks/kannel/mo", summary="Kannel inbound SMS (reply; secret `k`); answers the reply text",
+                 roles=None, responses={"200": {"description": "text/plain reply"}, **FORBIDDEN})(kannel_mo)
+
+
+@routes.post("/hooks/devices/ack", summary="An e-screen or broadcast terminal confirms display or playback", roles=None,
+             description="JSON or form: delivery_id, status (received|displayed|played|confirmed|failed), token "
+                         "(the device's own token; or `Authorization: Bearer <token>`).",
+             responses={"204": {"description": "taken"}, **error_responses(400, 403)})
+async def device_ack(request: web.Request) -> web.Response:
+    body: dict[str, Any]
+    if request.content_type == "application/json":
+        try:
+            raw = await request.json()
+        except ValueError:
+            raw = None
+        body = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    else:
+        body = await _params(request)
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else str(body.get("token", ""))
+    device = await request.app[registry_key].device_by_token(token) if token else None
+    if device is None or not device.active:
+        raise Forbidden("invalid device token", "设备令牌无效 unknown device token")
+    services = request.app[services_key]
+    for name, adapter in services.channels.items():
+        if adapter.capabilities.kind.value != device.kind:
+            continue
+        event = adapter.parse_receipt(body)
+        if event is None:
+            return web.Response(status=204)
+        row = await _row_of(services, name, event.provider_ref, event.delivery_id)
+        if row is None:
+            continue
+        if row.delivery.recipient_id != device.id:
+            raise Forbidden("not this device's delivery", "该投递不属于此设备 the delivery is not this device's")
+        await services.receipts.submit(event)
+        return web.Response(status=204)
+    logger.warning("device %s acknowledged a delivery we do not know", device.id)
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    from warning.web.app import add_routes
+
+    add_routes(app, routes)
