@@ -34,6 +34,11 @@ def contact_role_key(role: str) -> str:
     return f"{PREFIX}idx:contact:role:{role}"
 
 
+def contact_active_role_key(prefix: str, role: str) -> str:
+    """The active contacts under `prefix` with `role`: "everyone under 510722 with role X" is one read."""
+    return f"{PREFIX}idx:contact:active:{prefix}:{role}"
+
+
 def contact_channel_key(channel: str) -> str:
     return f"{PREFIX}idx:contact:channel:{channel}"
 
@@ -70,8 +75,9 @@ def tmp_key(token: str) -> str:
 
 #: Index recipes. A record remembers its index sets as short tokens (a letter and a value, e.g.
 #: `R510722100001 Lcadre Csms Cvoice A`), which the Lua scripts expand through these templates; an `R`
-#: token stands for every prefix of the region code. Short enough for Redis to keep the hash compact.
+#: token stands for every prefix of the region code; with `A` (active) present, the `Q` template gives
+#: the region-prefix × role sets of active contacts. Short enough for Redis to keep the hash compact.
 CONTACT_INDEX = {"R": contact_region_key(""), "L": contact_role_key(""), "C": contact_channel_key(""),
-                 "A": CONTACT_ACTIVE}
+                 "A": CONTACT_ACTIVE, "Q": f"{PREFIX}idx:contact:active:"}
 DEVICE_INDEX = {"R": device_region_key(""), "K": device_kind_key("")}
 SITE_INDEX = {"R": site_region_key(""), "U": site_contact_key("")}

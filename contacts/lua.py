@@ -7,16 +7,26 @@ from __future__ import annotations
 # whatever changed meanwhile.
 _EXPAND = r"""
 local function expand(recipe, templates)
-  local out = {}
+  local out, region, role, active = {}, nil, nil, false
   for token in string.gmatch(recipe, '%S+') do
     local letter, value = string.sub(token, 1, 1), string.sub(token, 2)
     local base = templates[letter]
     if letter == 'R' then
+      region = value
       for _, n in ipairs({2, 4, 6, 9}) do
         if n < #value then out[#out + 1] = base .. string.sub(value, 1, n) end
       end
+    elseif letter == 'L' then
+      role = value
+    elseif letter == 'A' then
+      active = true
     end
     out[#out + 1] = base .. value
+  end
+  if active and region and role and templates['Q'] then
+    for _, n in ipairs({2, 4, 6, 9, 12}) do
+      if n <= #region then out[#out + 1] = templates['Q'] .. string.sub(region, 1, n) .. ':' .. role end
+    end
   end
   return out
 end

@@ -163,6 +163,8 @@ class RedisRegistry:
         """The intersection of the unions of each group of set keys, in one MULTI."""
         if any(not g for g in groups):
             return set()
+        if len(groups) == 1:
+            return set(await self.redis.sunion(list(groups[0])))
         if all(len(g) == 1 for g in groups):
             return set(await self.redis.sinter([g[0] for g in groups]))
         tmp = [k.tmp_key(secrets.token_hex(8)) if len(g) > 1 else g[0] for g in groups]
@@ -181,13 +183,19 @@ class RedisRegistry:
 
         Prefixes are 2, 4, 6, 9 or 12 digits (InvalidRegionCode otherwise); `roles=None` means any role.
         """
-        groups: list[list[str]] = [sorted({k.contact_region_key(query_prefix(p)) for p in prefixes})]
-        if roles is not None:
-            groups.append(sorted({k.contact_role_key(r) for r in roles}))
+        codes = sorted({query_prefix(p) for p in prefixes})
+        groups: list[list[str]]
+        if active_only and roles is not None:
+            # the region-prefix × role sets of active contacts: the answer is read, not computed
+            groups = [sorted({k.contact_active_role_key(p, r) for p in codes for r in roles})]
+        else:
+            groups = [[k.contact_region_key(p) for p in codes]]
+            if roles is not None:
+                groups.append(sorted({k.contact_role_key(r) for r in roles}))
+            if active_only:
+                groups.append([k.CONTACT_ACTIVE])
         if channel:
             groups.append([k.contact_channel_key(channel)])
-        if active_only:
-            groups.append([k.CONTACT_ACTIVE])
         return await self._combine(groups)
 
     async def _only_active(self, ids: list[str], active_only: bool) -> set[str]:

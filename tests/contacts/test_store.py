@@ -39,7 +39,9 @@ def _expected_index(c: Contact) -> set[str]:
 
     out = {keys.contact_region_key(p) for p in ancestors(c.region)} | {keys.contact_role_key(c.role)}
     out |= {keys.contact_channel_key(ch) for ch in c.channels}
-    return out | ({keys.CONTACT_ACTIVE} if c.active else set())
+    if c.active:
+        out |= {keys.CONTACT_ACTIVE} | {keys.contact_active_role_key(p, c.role) for p in ancestors(c.region)}
+    return out
 
 
 async def test_upsert_by_phone_keeps_the_id(redis: Any) -> None:
