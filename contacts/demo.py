@@ -76,9 +76,11 @@ async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now
                 await registry.put_device(device, now, create=True)
                 devices += 1
     sites = 0
-    for sid, name, kind, role in (("sreservoir01", "鲁班水库", "reservoir", "reservoir_keeper"),
-                                  ("slandslide01", "牛头山滑坡隐患点", "landslide", "hazard_monitor")):
-        keepers = [c for c in others if c.role == role][:3]
+    for sid, name, kind, role, town_name in (("sreservoir01", "鲁班水库", "reservoir", "reservoir_keeper", "鲁班镇"),
+                                        ("slandslide01", "牛头山滑坡隐患点", "landslide", "hazard_monitor", "潼川镇")):
+        codes = [r.code for r in regions.find(town_name)] or [county]
+        keepers = ([c for c in others if c.role == role and c.region.startswith(codes[0])]
+                   or [c for c in others if c.role == role])[:3]
         where = keepers[0].location if keepers else Location(*CENTRE)
         region = keepers[0].region if keepers else county
         site = HazardSite(id=sid, name=name, kind=kind, region=region, location=where,

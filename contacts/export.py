@@ -10,11 +10,10 @@ from contacts.directory import ContactFilter
 from contacts.model import Contact
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
-from contacts.tabular import COLUMNS
+from contacts.tabular import TITLE_ZH
 
 FIELDS = ("id", "name", "phone", "role", "region", "region_name", "lat", "lon", "channels", "lang",
           "supervisor_phone", "active")
-_ZH = {f: COLUMNS[f][2 if f == "phone" else 1] for f in FIELDS}
 _CHANNEL_ZH = {"sms": "短信", "voice": "语音"}
 #: a spreadsheet treats a cell starting with one of these as a formula (CSV/formula injection)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -22,7 +21,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def header(lang: str = "zh") -> list[str]:
     """Column titles: Chinese (default) or English."""
-    return list(FIELDS) if lang.startswith("en") else [_ZH[f] for f in FIELDS]
+    return list(FIELDS) if lang.startswith("en") else [TITLE_ZH[f] for f in FIELDS]
 
 
 def guard(cell: str) -> str:

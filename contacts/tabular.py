@@ -28,6 +28,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("id", "编号"),
     "region_name": ("region_name", "区划名称"),
 }
+#: the Chinese title of each field, as exports write it
+TITLE_ZH = {"id": "编号", "name": "姓名", "phone": "手机号码", "role": "角色", "region": "行政区划代码",
+            "region_name": "区划名称", "lat": "纬度", "lon": "经度", "channels": "渠道", "lang": "语言",
+            "supervisor_phone": "上级手机号码", "active": "状态"}
 REQUIRED = ("name", "phone", "role", "region")
 IGNORED = ("id", "region_name")
 _CHUNK = 1 << 20
@@ -61,7 +65,7 @@ def map_header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
             found[field] = i
     missing = [f for f in REQUIRED if f not in found]
     if missing:
-        names = ", ".join(f"{COLUMNS[f][2 if f == 'phone' else 1]}/{f}" for f in missing)
+        names = ", ".join(f"{TITLE_ZH[f]}/{f}" for f in missing)
         raise FileProblem(f"缺少必填列 missing required columns: {names}")
     return found, unknown
 
