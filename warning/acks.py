@@ -232,14 +232,15 @@ class ReplyService:
                 pipe.hexists(keys.recipients_key(wid), contact_id)
             theirs = [wid for wid, yes in zip(ids, await pipe.execute(), strict=True) if yes]
         now = self.clock.now()
-        best: WarningRecord | None = None
+        best: tuple[datetime, WarningRecord] | None = None
         for wid in theirs:
             record = await self.warnings.get(wid)
             if record is None or record.state not in LIVE_STATES or record.expires_at <= now:
                 continue
-            if best is None or record.updated_at > best.updated_at:
-                best = record
-        return best
+            issued = await self.ledger.issued_at(wid, record.issued_version) or record.created_at
+            if best is None or issued > best[0]:
+                best = (issued, record)
+        return best[1] if best else None
 
 
 def _headline(record: WarningRecord) -> str:

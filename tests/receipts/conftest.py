@@ -9,10 +9,17 @@ from tests.dispatch.conftest import Rig, make_rig
 from tests.fakes.twilio import AUTH_TOKEN, sign
 from warning.delivery_store import Row
 
-__all__ = ["BASE", "BLUE", "Rig", "coverage", "issue", "make_rig", "post_signed", "rows"]
+__all__ = ["BASE", "BLUE", "Rig", "coverage", "issue", "make_rig", "post_signed", "rows", "settled_sends"]
 BASE = "http://testserver.example"
 BLUE = {"event": "rainstorm", "level": "blue", "headline": "潼川镇暴雨蓝色预警", "instruction": "注意防范。",
         "areas": ["510722100"]}
+
+
+async def settled_sends(rig: Rig, warning_id: str) -> bool:
+    """Nothing of the warning left to send (escalation timers may still be set)."""
+    counts = await rig.services.deliveries.counts(warning_id)
+    retries = [m for m in await rig.services.redis.zrange("ew:due", 0, -1) if m.startswith("retry|")]
+    return counts.get("queued", 0) == 0 and counts.get("n:queued", 0) == 0 and not retries
 
 
 async def issue(rig: Rig, body: dict[str, Any], *, approve: bool = False) -> dict[str, Any]:

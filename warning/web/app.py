@@ -16,7 +16,7 @@ from warning.clock import SystemClock
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, delivery_api, hooks, system, warnings_api
+from warning.web import contacts_api, delivery_api, followup_api, hooks, system, warnings_api
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -38,6 +38,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     warnings_api.setup,
     delivery_api.setup,
     hooks.setup,
+    followup_api.setup,
 ]
 
 

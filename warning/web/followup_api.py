@@ -1,0 +1,167 @@
+"""Follow-up over HTTP: who is still unconfirmed (for door-to-door), field reports, and the duty roster."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from contacts.duty import read_roster
+from contacts.export import csv_text, guard, xlsx_bytes
+from contacts.phone import mask_phone
+from contacts.tabular import FileProblem, sniff_format
+from warning import keys
+from warning.delivery_store import NOTICE, Row
+from warning.errors import BadRequest
+from warning.web.keys import reference_key, registry_key, services_key, settings_key
+from warning.web.openapi import error_responses
+from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+
+routes = ApiRoutes("follow-up")
+WID = path_param("id", "warning id")
+COLUMNS = ["乡镇 township", "村/社区 village", "姓名 name", "角色 role", "电话 phone", "已尝试 tried"]
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _names(request: web.Request) -> dict[str, str]:
+    ref = request.app.get(reference_key)
+    return {r.code: r.name for r in ref.regions} if ref is not None else {}
+
+
+def _tried(rows: list[Row]) -> list[dict[str, Any]]:
+    return [{"kind": r.delivery.kind, "state": r.delivery.state.value, "version": r.delivery.version,
+             "wave": r.delivery.wave, "error": r.delivery.error,
+             "at": r.delivery.updated_at.isoformat() if r.delivery.updated_at else None}
+            for r in sorted(rows, key=lambda r: (r.delivery.version, r.delivery.wave, r.delivery.kind))]
+
+
+async def unreached(request: web.Request) -> list[dict[str, Any]]:
+    """Every person of the warning who has not confirmed, with the deliveries tried."""
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    store = services.deliveries
+    acked = set(await store.acked(record.id))
+    by_person: dict[str, list[Row]] = {}
+    for row in await store.rows(record.id, await store.ids(record.id)):
+        d = row.delivery
+        if d.kind in ("sms", "voice") and row.msg_type != NOTICE and d.recipient_id not in acked:
+            by_person.setdefault(d.recipient_id, []).append(row)
+    masked = principal(request).role == "viewer"
+    people = []
+    for rid, rows in by_person.items():
+        first = rows[0]
+        phone = first.delivery.address
+        people.append({"id": rid, "name": first.name, "role": first.role, "region": first.region,
+                       "phone": mask_phone(phone) if masked else phone, "tried": _tried(rows)})
+    return sorted(people, key=lambda p: (p["region"], p["name"]))
+
+
+@routes.get("/api/v1/warnings/{id}/unreached", summary="People still unconfirmed, by township and village",
+            roles=READERS, params=[WID, query_param("format", "json (default), csv or xlsx")],
+            description="The list for door-to-door follow-up; viewers see phone numbers masked.",
+            responses=error_responses(400, 404))
+async def get_unreached(request: web.Request) -> web.StreamResponse:
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv", "xlsx"):
+        raise BadRequest("invalid query", "format must be json, csv or xlsx")
+    people = await unreached(request)
+    names = _names(request)
+    wid = request.match_info["id"]
+    if fmt == "json":
+        townships: dict[str, dict[str, Any]] = {}
+        for p in people:
+            t = townships.setdefault(p["region"][:9], {"code": p["region"][:9], "name": names.get(p["region"][:9], ""),
+                                                       "count": 0, "villages": {}})
+            t["count"] += 1
+            vcode = p["region"][:12] if len(p["region"]) >= 12 else ""
+            v = t["villages"].setdefault(vcode, {"code": vcode, "name": names.get(vcode, ""), "people": []})
+            v["people"].append(p)
+        body = {"id": wid, "total": len(people),
+                "townships": [{**t, "villages": list(t["villages"].values())} for t in townships.values()]}
+        return web.json_response(body, dumps=_dumps)
+    table = [COLUMNS] + [[guard(names.get(p["region"][:9], p["region"][:9])),
+                          guard(names.get(p["region"][:12], p["region"][:12]) if len(p["region"]) >= 12 else ""),
+                          guard(p["name"]), guard(p["role"]), guard(p["phone"]),
+                          "; ".join(f"{t['kind']}:{t['state']}" for t in p["tried"])] for p in people]
+    disposition = {"Content-Disposition": f'attachment; filename="unreached-{wid}.{fmt}"'}
+    if fmt == "csv":
+        return web.Response(text=csv_text(table), content_type="text/csv", charset="utf-8", headers=disposition)
+    async def lines() -> AsyncIterator[list[str]]:
+        for line in table:
+            yield line
+
+    return web.Response(body=await xlsx_bytes(lines(), title="未确认人员"), headers=disposition,
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@routes.get("/api/v1/warnings/{id}/reports", summary="Field reports (回执内容): replies that were not confirmations",
+            roles=READERS, params=[WID], responses=error_responses(404))
+async def get_reports(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    raw = await services.redis.xrange(keys.reports_key(record.id), "-", "+", count=1000)
+    items = [{"id": rid, "at": f.get("at"), "contact": f.get("contact"), "name": f.get("name"),
+              "region": f.get("region"), "channel": f.get("channel"), "text": f.get("text")} for rid, f in raw]
+    return web.json_response({"items": items}, dumps=_dumps)
+
+
+@routes.get("/api/v1/duty", summary="The duty roster (值班表)", roles=READERS,
+            params=[query_param("region", "a region code prefix"), query_param("date", "YYYY-MM-DD")],
+            description="Viewers see phone numbers masked.", responses=error_responses(400))
+async def get_duty(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        day = date.fromisoformat(q["date"]) if q.get("date") else None
+    except ValueError:
+        raise BadRequest("invalid query", "date must be YYYY-MM-DD") from None
+    region = q.get("region", "")
+    if region and not region.isdigit():
+        raise BadRequest("invalid query", "region must be digits")
+    entries = await request.app[services_key].duty.listing(region=region, day=day)
+    masked = principal(request).role == "viewer"
+    items = []
+    for e in entries:
+        item = e.to_json()
+        if masked and item["phone"]:
+            item["phone"] = mask_phone(item["phone"])
+        items.append(item)
+    return web.json_response({"items": items}, dumps=_dumps)
+
+
+@routes.post("/api/v1/duty", summary="Import duty roster rows (CSV or XLSX)", roles=("issuer",),
+             description="Columns: region (6 or 9 digits), date, start, end (HH:MM; an end not after the start "
+                         "runs past midnight), phone or contact_id, name. Nothing is written when a row is bad.",
+             responses={"200": {"description": "{accepted, updated, rejected}"}, **error_responses(400, 413)})
+async def post_duty(request: web.Request) -> web.Response:
+    data = await request.read()
+    if not data.strip():
+        raise BadRequest("empty body", "send the roster as CSV or XLSX")
+    fmt = sniff_format(data[:8], "", request.content_type)
+    region = str(request.app[settings_key].section("registry").get("default_phone_region", "CN"))
+    try:
+        good, bad = read_roster(io.BytesIO(data), fmt, region)
+    except FileProblem as exc:
+        raise BadRequest("invalid file", str(exc)) from None
+    ids = sorted({e.contact_id for _, e in good if e.contact_id})
+    known = {c.id for c in await request.app[registry_key].get_many(ids)} if ids else set()
+    bad += [{"row": n, "error": f"联系人不存在 unknown contact: {e.contact_id}"} for n, e in good
+            if e.contact_id and e.contact_id not in known]
+    if bad:
+        return web.json_response({"accepted": 0, "updated": 0, "rejected": sorted(bad, key=lambda b: b["row"])},
+                                 status=400, dumps=_dumps)
+    services = request.app[services_key]
+    new, replaced = await services.duty.put([e for _, e in good], services.clock.now())
+    return web.json_response({"accepted": new, "updated": replaced, "rejected": []}, dumps=_dumps)
+
+
+def setup(app: web.Application) -> None:
+    from warning.web.app import add_routes
+
+    add_routes(app, routes)
