@@ -50,6 +50,12 @@ redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
 return false
 """
+# KEYS: delivery hashes.  Their fields, flat, in order (empty for a missing one).
+_READ = """
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('HGETALL', k) end
+return out
+"""
 # KEYS: held lists.  Take them whole (the claim: two workers never apply the same held receipt).
 _TAKE = """
 local out = {}
@@ -102,6 +108,7 @@ class ReceiptService:
         self.held_ttl_s = held_ttl_s
         self._hold = redis.register_script(_HOLD)
         self._take = redis.register_script(_TAKE)
+        self._read = redis.register_script(_READ)
         self._queue: list[tuple[ReceiptEvent, asyncio.Future[str]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -196,11 +203,10 @@ class ReceiptService:
                             out[i] = "stale"
 
     async def _rows(self, targets: list[tuple[str, str]]) -> dict[tuple[str, str], Row]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for wid, did in targets:
-                pipe.hgetall(keys.delivery_key(wid, did))
-            found = await pipe.execute()
-        return {t: Row.from_fields(h) for t, h in zip(targets, found, strict=True) if h}
+        """The deliveries' hashes in one command (a pipeline would pack one command each)."""
+        found = await self._read(keys=[keys.delivery_key(wid, did) for wid, did in targets])
+        return {t: Row.from_fields(dict(zip(h[::2], h[1::2], strict=True)))
+                for t, h in zip(targets, found, strict=True) if h}
 
     async def _chain(self, row: Row, events: list[ReceiptEvent], idx: list[int], out: list[str],
                      batch: _Batch) -> list[Change]:

@@ -106,7 +106,8 @@ async def get_unreached(request: web.Request) -> web.StreamResponse:
 async def get_reports(request: web.Request) -> web.Response:
     services = request.app[services_key]
     record = await services.lifecycle.get(request.match_info["id"])
-    raw = await services.redis.xrange(keys.reports_key(record.id), "-", "+", count=1000)
+    redis: Any = services.redis  # decode_responses=True: the replies are str
+    raw = await redis.xrange(keys.reports_key(record.id), "-", "+", count=1000)
     items = [{"id": rid, "at": f.get("at"), "contact": f.get("contact"), "name": f.get("name"),
               "region": f.get("region"), "channel": f.get("channel"), "text": f.get("text")} for rid, f in raw]
     return web.json_response({"items": items}, dumps=_dumps)

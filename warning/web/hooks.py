@@ -58,6 +58,14 @@ def twilio_tokens(services: Services, channel: str | None) -> list[str]:
     return list(tokens.values())
 
 
+def _valid(token: str, url: str, params: MultiDict[str], signature: str) -> bool:
+    """Twilio's check; the exact URL first (one HMAC), then the validator's with/without-port variants."""
+    validator = RequestValidator(token)
+    if hmac.compare_digest(validator.compute_signature(url, params).encode(), signature.encode()):
+        return True
+    return bool(validator.validate(url, params, signature))
+
+
 async def signed_form(request: web.Request) -> MultiDictProxy[str]:
     """The posted form, once `X-Twilio-Signature` proves Twilio sent it (public_url + path + query); else 403."""
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -65,7 +73,7 @@ async def signed_form(request: web.Request) -> MultiDictProxy[str]:
     params: MultiDict[str] = MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
     url = public_base(request) + request.raw_path
     tokens = twilio_tokens(request.app[services_key], request.query.get("c"))
-    if not signature or not any(RequestValidator(t).validate(url, params, signature) for t in tokens):
+    if not signature or not any(_valid(t, url, params, signature) for t in tokens):
         logger.warning("webhook %s refused: bad or missing Twilio signature", request.path)
         raise Forbidden("invalid signature", "签名无效 the request signature does not match")
     return MultiDictProxy(params)
