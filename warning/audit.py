@@ -40,7 +40,8 @@ class AuditLog:
     """Appends to a warning's stream and to the global stream in one transaction."""
 
     def __init__(self, redis: aioredis.Redis, *, clock: Clock) -> None:
-        self.redis = redis
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
         self.clock = clock
 
     def fields(self, warning_id: str, action: str, actor: str, detail: Mapping[str, Any]) -> dict[str, str]:
@@ -50,8 +51,8 @@ class AuditLog:
     def add_to(self, pipe: Any, warning_id: str, action: str, actor: str, **detail: Any) -> None:
         """Queue an entry on a pipeline the caller executes (with the change it records)."""
         entry = self.fields(warning_id, action, actor, detail)
-        pipe.xadd(keys.audit_key(warning_id), entry)  # type: ignore[arg-type]
-        pipe.xadd(keys.AUDIT_ALL, entry, maxlen=GLOBAL_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.xadd(keys.audit_key(warning_id), entry)
+        pipe.xadd(keys.AUDIT_ALL, entry, maxlen=GLOBAL_MAXLEN, approximate=True)
 
     async def record(self, warning_id: str, action: str, actor: str, **detail: Any) -> None:
         """Append one entry now."""

@@ -222,17 +222,25 @@ def _drained(services: Services) -> Any:
 async def due_loop(services: Services, *, idle_s: float = 1.0) -> None:
     """Fire due timers (retries now; escalations register their own kinds)."""
     handlers = due_handlers(services)
-    while True:
+    while not cancelling():
         try:
             fired = await services.due.drain(handlers)
-            if not fired:
+            if not fired and not cancelling():
                 nxt = await services.due.next_due()
-                await services.clock.sleep(min(idle_s, nxt) if nxt is not None else idle_s)
+                if not cancelling():
+                    await services.clock.sleep(min(idle_s, nxt) if nxt is not None else idle_s)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("due loop failed; going on")
             await services.clock.sleep(idle_s)
+
+
+def cancelling() -> bool:
+    """True once this task was asked to stop: some clients swallow a CancelledError that lands inside them,
+    so loops check this too, or shutdown would wait for them forever."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def due_handlers(services: Services) -> dict[str, Any]:

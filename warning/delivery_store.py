@@ -165,7 +165,8 @@ class DeliveryStore:
     """Deliveries, their counters and their live events; the only writer of delivery hashes."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
         self._create = redis.register_script(_CREATE)
         self._cas = redis.register_script(_CAS)
         self._claim = redis.register_script(_CLAIM)
@@ -256,8 +257,8 @@ class DeliveryStore:
 
     async def ids(self, warning_id: str, *, version: int | None = None) -> list[str]:
         if version is None:
-            return await self.redis.zrange(keys.deliveries_key(warning_id), 0, -1)  # type: ignore[no-any-return]
-        return await self.redis.zrangebyscore(keys.deliveries_key(warning_id), version, version)  # type: ignore[no-any-return]
+            return list(await self.redis.zrange(keys.deliveries_key(warning_id), 0, -1))
+        return list(await self.redis.zrangebyscore(keys.deliveries_key(warning_id), version, version))
 
     async def rows(self, warning_id: str, ids: Iterable[str], *, chunk: int = 1000) -> list[Row]:
         out: list[Row] = []
@@ -277,7 +278,7 @@ class DeliveryStore:
         return {k: json.loads(v) for k, v in raw.items()}
 
     async def acked(self, warning_id: str) -> dict[str, str]:
-        return await self.redis.hgetall(keys.acked_key(warning_id))  # type: ignore[no-any-return]
+        return dict(await self.redis.hgetall(keys.acked_key(warning_id)))
 
 
 def events_key(warning_id: str) -> str:

@@ -75,7 +75,7 @@ class Dispatcher:
         level_policy = self.policy.for_level(record.level.value)
         reached = await self._reached(record) if previous is not None else ({}, set())
         if record.msg_type is MsgType.CANCEL:
-            people_ids, devices = reached
+            people_ids, device_ids = reached
             people = await self.targeting.people(record, level_policy, only=set(people_ids))
             # one cancellation per person, on the kind that reached them first
             firsts: dict[str, Recipient] = {}
@@ -83,7 +83,7 @@ class Dispatcher:
                 if r.kind in people_ids.get(r.id, ()) and r.id not in firsts:
                     firsts[r.id] = r
             return [*firsts.values(), *[d for d in await self.targeting.devices(record, ("escreen", "broadcast"))
-                                        if d.id in devices]]
+                                        if d.id in device_ids]]
         people = await self.targeting.people(record, level_policy)
         if reached[0]:
             known = {r.id for r in people}

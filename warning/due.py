@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -26,7 +27,8 @@ class DueQueue:
     """Members are `kind|field|field...`; each kind has a handler that gets the fields."""
 
     def __init__(self, redis: aioredis.Redis, *, clock: Clock) -> None:
-        self.redis = redis
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
         self.clock = clock
         self._pop = redis.register_script(_POP)
 

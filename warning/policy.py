@@ -81,7 +81,7 @@ def _level(level: str, table: Mapping[str, Any], roles: set[str], source: str) -
     if not isinstance(channels, Mapping):
         raise ConfigError(source, f"{key}.channels", "expected a table of role = [channel kinds]")
     role_channels: dict[str, tuple[str, ...]] = {}
-    default = ("sms",)
+    default: tuple[str, ...] = ("sms",)
     for role, kinds in channels.items():
         parsed = _kinds(kinds, f"{key}.channels.{role}", source, PERSON_KINDS)
         if role == "default":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -33,7 +34,8 @@ class RateLimiter:
     """Paces sends to each provider account at `max_per_s`, across all workers and processes."""
 
     def __init__(self, redis: aioredis.Redis, *, clock: Clock) -> None:
-        self.redis = redis
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
         self.clock = clock
         self._take = redis.register_script(_TAKE)
         self.waits_s = 0.0  #: total time spent waiting, for /metrics

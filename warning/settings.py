@@ -156,7 +156,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _table(cls: type, data: Mapping[str, Any], section: str, source: str) -> Any:
+def _table(cls: Any, data: Mapping[str, Any], section: str, source: str) -> Any:
     allowed = set(cls.__dataclass_fields__)
     for key in data:
         if key not in allowed:

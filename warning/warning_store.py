@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -31,7 +32,8 @@ class WarningStore:
     """Reads and writes warning records; every write goes with its audit entry in one transaction."""
 
     def __init__(self, redis: aioredis.Redis, audit: AuditLog) -> None:
-        self.redis = redis
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
         self.audit = audit
 
     async def get(self, warning_id: str) -> WarningRecord | None:
@@ -58,7 +60,7 @@ class WarningStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
-                current = await pipe.hmget(key, ["state", "version"])  # type: ignore[misc]
+                current = await pipe.hmget(key, ["state", "version"])
                 if current != [before.state.value, str(before.version)]:
                     raise Conflict("conflict", "the warning changed meanwhile; reload and retry")
                 pipe.multi()
@@ -70,7 +72,7 @@ class WarningStore:
                 raise Conflict("conflict", "the warning changed meanwhile; reload and retry") from None
         return after
 
-    def _write(self, pipe: aioredis.client.Pipeline, record: WarningRecord) -> None:  # type: ignore[type-arg]
+    def _write(self, pipe: Any, record: WarningRecord) -> None:
         ttl = int((record.expires_at - record.created_at + RETENTION).total_seconds())
         pipe.hset(keys.warning_key(record.id), mapping=record.to_hash())
         pipe.expire(keys.warning_key(record.id), ttl)
@@ -98,23 +100,25 @@ class WarningStore:
         return records, nxt
 
     async def active_ids(self) -> Sequence[str]:
-        return await self.redis.zrange(keys.ACTIVE_INDEX, 0, -1)  # type: ignore[no-any-return]
+        return list(await self.redis.zrange(keys.ACTIVE_INDEX, 0, -1))
 
     async def due_for_expiry(self, now: datetime) -> Sequence[str]:
-        return await self.redis.zrangebyscore(keys.ACTIVE_INDEX, "-inf", now.timestamp())  # type: ignore[no-any-return]
+        return list(await self.redis.zrangebyscore(keys.ACTIVE_INDEX, "-inf", now.timestamp()))
 
     async def claim_cap(self, sender: str, identifier: str, warning_id: str, ttl_s: int) -> str | None:
         """Remember a CAP message; the id of the warning it already belongs to when seen before."""
         key = keys.cap_dedup_key(sender, identifier)
         if await self.redis.set(key, warning_id, nx=True, ex=ttl_s):
             return None
-        return await self.redis.get(key)  # type: ignore[no-any-return]
+        found: str | None = await self.redis.get(key)
+        return found
 
     async def release_cap(self, sender: str, identifier: str) -> None:
         await self.redis.delete(keys.cap_dedup_key(sender, identifier))
 
     async def by_identifier(self, identifier: str) -> str | None:
-        return await self.redis.get(keys.cap_identifier_key(identifier))  # type: ignore[no-any-return]
+        found: str | None = await self.redis.get(keys.cap_identifier_key(identifier))
+        return found
 
     async def new_reply_code(self, warning_id: str, ttl_s: int) -> str:
         """A short code, unique among open warnings, that people add to a reply (回复1 K7Q)."""
@@ -125,7 +129,8 @@ class WarningStore:
         raise Conflict("no reply code free", "too many open warnings")
 
     async def by_reply_code(self, code: str) -> str | None:
-        return await self.redis.get(reply_code_key(code.upper()))  # type: ignore[no-any-return]
+        found: str | None = await self.redis.get(reply_code_key(code.upper()))
+        return found
 
     async def next_serial(self, day: str) -> int:
         key = keys.serial_key(day)

@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -91,7 +91,9 @@ class ChannelWorker:
                  consumer: str, on_accepted: Callable[[str, list[Row]], Awaitable[None]] | None = None,
                  on_drained: Callable[[str, int], Awaitable[None]] | None = None, rng: random.Random | None = None,
                  metrics: Metrics | None = None, provider: str = "") -> None:
-        self.redis, self.channel, self.store, self.warnings = redis, channel, store, warnings
+        # redis-py's annotations do not follow decode_responses=True; the replies here are str
+        self.redis: Any = redis
+        self.channel, self.store, self.warnings = channel, store, warnings
         self.messages, self.limiter, self.due, self.clock, self.cfg = messages, limiter, due, clock, config
         self.consumer = consumer
         self.on_accepted, self.on_drained = on_accepted, on_drained
@@ -112,7 +114,7 @@ class ChannelWorker:
     async def run(self) -> None:
         """Work until cancelled; errors are logged at the loop boundary and the loop goes on."""
         await self.ensure_groups()
-        while True:
+        while not _cancelling():
             try:
                 await self.step(block=True)
             except asyncio.CancelledError:
@@ -176,7 +178,8 @@ class ChannelWorker:
         claimed = [r for r in await self.store.claim(wid, dids, now, reclaim=reclaimed) if isinstance(r, Row)]
         if not claimed:
             return
-        go, stop = [], []
+        go: list[tuple[Row, str | None]] = []
+        stop: list[tuple[Row, str | None]] = []
         for row in claimed:
             verdict = self._verdict(record, row, now)
             (go if verdict is None else stop).append((row, verdict))
@@ -233,7 +236,7 @@ class ChannelWorker:
                 async for attempt in AsyncRetrying(
                         stop=stop_after_attempt(3), wait=wait_exponential_jitter(multiplier=0.1, max=INLINE_RETRY_MAX_S),
                         retry=retry_if_exception(_retryable), sleep=self.clock.sleep, reraise=True,
-                        before_sleep=lambda rs: self.stats.retry(_reason(rs.outcome.exception()))):
+                        before_sleep=lambda rs: self.stats.retry(_reason(rs.outcome.exception() if rs.outcome else None))):
                     with attempt:
                         results = list(await self.channel.send(chunk))
             except DeliveryError as exc:
@@ -305,6 +308,11 @@ class ChannelWorker:
         due[DueQueue.member("retry", record.id, row.delivery.id, channel, str(_prio(record)))] = when
         extra = {"channel": channel} if channel != row.delivery.channel else None
         return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _prio(record: WarningRecord) -> int:

@@ -71,9 +71,10 @@ class Rig:
         raise AssertionError("condition not reached")
 
     async def settled(self, warning_id: str) -> bool:
+        """Nothing queued and no retry waiting (escalation timers may still be ahead)."""
         counts = await self.services.deliveries.counts(warning_id)
-        due = await self.services.redis.zcard("ew:due")
-        return counts.get("queued", 0) == 0 and due == 0
+        timers = await self.services.redis.zrange("ew:due", 0, -1)
+        return counts.get("queued", 0) == 0 and not any(t.startswith("retry|") for t in timers)
 
 
 RigFactory = Callable[..., Awaitable[Rig]]

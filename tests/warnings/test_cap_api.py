@@ -77,7 +77,7 @@ async def test_bad_and_hostile_documents_are_400_and_change_nothing(world: World
     listing = await world.client.get("/api/v1/warnings", headers=auth("viewer"))
     assert (await listing.json())["items"] == []
     # the service is unharmed: a good document goes through afterwards
-    status, ok = await push(world, "cma_rainstorm_red.xml")
+    status, _ = await push(world, "cma_rainstorm_red.xml")
     assert status == 202
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +57,19 @@ def _row(row: Row, masked: bool, *, sheet: bool = False) -> list[str]:
             d.updated_at.isoformat() if d.updated_at else ""]
 
 
+def _query(q: Mapping[str, str]) -> tuple[str | None, str | None, str, str, int, int]:
+    """state, kind, region prefix, format, limit, offset — checked."""
+    state, kind, region, fmt = q.get("state"), q.get("kind"), q.get("region", ""), q.get("format", "json")
+    if state and state not in {s.value for s in DeliveryState}:
+        raise BadRequest("invalid query", f"unknown state {state!r}")
+    if fmt not in ("json", "csv", "xlsx"):
+        raise BadRequest("invalid query", "format must be json, csv or xlsx")
+    try:
+        return state, kind, region, fmt, min(1000, max(1, int(q.get("limit", "200")))), int(q.get("cursor", "0"))
+    except ValueError:
+        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+
+
 @routes.get("/api/v1/warnings/{id}/deliveries", summary="Deliveries of a warning (filters; JSON, CSV or XLSX)",
             roles=READERS, params=[WID, query_param("state", "delivery state"), query_param("kind", "channel kind"),
                                    query_param("region", "region code prefix"),
@@ -67,16 +80,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
     services = request.app[services_key]
     record = await services.lifecycle.get(request.match_info["id"])
     q = request.query
-    state, kind, region, fmt = q.get("state"), q.get("kind"), q.get("region", ""), q.get("format", "json")
-    if state and state not in {s.value for s in DeliveryState}:
-        raise BadRequest("invalid query", f"unknown state {state!r}")
-    if fmt not in ("json", "csv", "xlsx"):
-        raise BadRequest("invalid query", "format must be json, csv or xlsx")
-    try:
-        limit = min(1000, max(1, int(q.get("limit", "200"))))
-        offset = int(q.get("cursor", "0"))
-    except ValueError:
-        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    state, kind, region, fmt, limit, offset = _query(q)
     masked = principal(request).role == "viewer"
     ids = await services.deliveries.ids(record.id)
 

@@ -32,7 +32,7 @@ class Deps:
 
 settings_key = web.AppKey("settings", Settings)
 deps_key = web.AppKey("deps", Deps)
-clock_key = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+clock_key = web.AppKey[Clock]("clock")
 redis_key = web.AppKey("redis", aioredis.Redis)
 http_key = web.AppKey("http", aiohttp.ClientSession)
 route_tables_key = web.AppKey("route_tables", list["ApiRoutes"])

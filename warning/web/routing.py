@@ -65,7 +65,7 @@ def authenticate(request: web.Request) -> Token:
 
 def principal(request: web.Request) -> Token:
     """The authenticated caller of this request."""
-    token = request.get(principal_key)
+    token: Token | None = request.get(principal_key)
     if token is None:
         raise Unauthorized("missing bearer token")
     return token

@@ -15,15 +15,16 @@ routes = ApiRoutes("system")
 @routes.get("/healthz", summary="Liveness and Redis reachability", roles=None,
             responses={"503": {"description": "Redis unreachable"}})
 async def healthz(request: web.Request) -> web.Response:
-    info = dict(request.app[redis_info_key])
+    where: dict[str, str] = request.app[redis_info_key]
+    info: dict[str, object] = dict(where)
     clock = request.app[clock_key]
     started = clock.monotonic()
     try:
         await request.app[redis_key].ping()
-        info.update(ok=True, latency_ms=round((clock.monotonic() - started) * 1000, 2))  # type: ignore[call-overload]
+        info.update(ok=True, latency_ms=round((clock.monotonic() - started) * 1000, 2))
         status = 200
     except (RedisError, OSError) as exc:  # any connection failure means unhealthy, not a 500
-        info.update(ok=False, error=type(exc).__name__)  # type: ignore[call-overload]
+        info.update(ok=False, error=type(exc).__name__)
         status = 503
     return web.json_response({"status": "ok" if status == 200 else "degraded", "redis": info}, status=status)
 
