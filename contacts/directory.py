@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from contacts.model import Contact, Device, HazardSite
+from contacts.model import Contact, ContactRoute, Device, HazardSite
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,8 @@ class ContactDirectory(Protocol):
     async def get(self, cid: str) -> Contact | None: ...
 
     async def get_many(self, ids: Sequence[str]) -> list[Contact]: ...
+
+    async def routes(self, ids: Sequence[str]) -> list[ContactRoute]: ...
 
     async def by_phone(self, e164: str) -> Contact | None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 #: channel kinds a person can be reached by, in the registry's vocabulary
 PERSON_CHANNELS = ("sms", "voice")
@@ -113,6 +113,20 @@ def contact_fields(c: Contact) -> dict[str, str]:
     return {"name": c.name, "phone": c.phone, "phone_kind": c.phone_kind, "role": c.role, "region": c.region,
             **_loc_fields(c.location), "channels": ",".join(c.channels), "lang": c.lang,
             "supervisor": c.supervisor or "", "active": "1" if c.active else "0"}
+
+
+class ContactRoute(NamedTuple):
+    """What a fan-out needs of a contact: how to reach them, and what to count them under."""
+
+    id: str
+    phone: str
+    phone_kind: str
+    role: str
+    region: str
+    channels: tuple[str, ...]
+    lang: str
+    active: bool
+    name: str
 
 
 def contact_from_hash(cid: str, h: Mapping[str, str]) -> Contact:

@@ -23,49 +23,46 @@ EVENTS_MAXLEN = 20000
 #: the msg_type of an escalation notice (a message about the warning to someone outside its audience)
 NOTICE = "notice"
 
-# KEYS: counts, deliveries zset, recipients hash.  ARGV: n, then per delivery:
-#   key, id, score, nfields, fields..., ncounters, counters..., recipient id, recipient json, ntargeted, targeted...
+# KEYS: counts, deliveries zset, recipients hash.  ARGV[1]: a JSON document
+#   {p: key prefix, h: [field, value, ...] common to every delivery, c: [[counter, ...], ...] shared lists,
+#    d: [[id, score, [field, value, ...], counter list index, recipient id, recipient json,
+#         targeted list index], ...]}
+# One compact JSON argument per chunk: packing thousands of separate arguments, or repeating what
+# every delivery shares, costs the client more than Redis.
 _CREATE = """
-local n = tonumber(ARGV[1]); local i = 2; local created = 0
-for _ = 1, n do
-  local key = ARGV[i]; local id = ARGV[i+1]; local score = ARGV[i+2]; local nf = tonumber(ARGV[i+3]); i = i + 4
-  local fields = {}; for j = 0, nf - 1 do fields[#fields+1] = ARGV[i+j] end; i = i + nf
-  local nc = tonumber(ARGV[i]); i = i + 1
-  local counters = {}; for j = 0, nc - 1 do counters[#counters+1] = ARGV[i+j] end; i = i + nc
-  local rid = ARGV[i]; local rjson = ARGV[i+1]; local nt = tonumber(ARGV[i+2]); i = i + 3
-  local targeted = {}; for j = 0, nt - 1 do targeted[#targeted+1] = ARGV[i+j] end; i = i + nt
+local doc = cjson.decode(ARGV[1]); local created = 0; local incr = {}; local members = {}
+local function count(list) for _, c in ipairs(list) do incr[c] = (incr[c] or 0) + 1 end end
+for _, d in ipairs(doc.d) do
+  local key = doc.p .. d[1]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, unpack(fields))
-    redis.call('ZADD', KEYS[2], score, id)
-    for _, c in ipairs(counters) do redis.call('HINCRBY', KEYS[1], c, 1) end
+    local args = {unpack(doc.h)}
+    for _, v in ipairs(d[3]) do args[#args + 1] = v end
+    redis.call('HSET', key, unpack(args))
+    members[#members + 1] = d[2]; members[#members + 1] = d[1]
+    count(doc.c[d[4] + 1])
     created = created + 1
-    if redis.call('HSETNX', KEYS[3], rid, rjson) == 1 then
-      for _, c in ipairs(targeted) do redis.call('HINCRBY', KEYS[1], c, 1) end
-    end
+    if redis.call('HSETNX', KEYS[3], d[5], d[6]) == 1 then count(doc.c[d[7] + 1]) end
   end
 end
+if #members > 0 then redis.call('ZADD', KEYS[2], unpack(members)) end
+for c, n in pairs(incr) do redis.call('HINCRBY', KEYS[1], c, n) end
 return created
 """
 
-# KEYS: counts, events, acked.  ARGV: n, event-stream-maxlen, then per change:
-#   key, expected state, nfields, fields..., ncounters, (counter, delta)..., ack recipient or '', nack, ack counters..., event json
+# KEYS: counts, events, acked.  ARGV[1]: event-stream maxlen; ARGV[2]: a JSON array, one item per change:
+#   [key, expected state, [field, value, ...], [counter, delta, ...], ack recipient or '', [ack counters], event]
+# The field list starts with state and updated_at (the ack time). One JSON argument for the batch.
 _CAS = """
-local n = tonumber(ARGV[1]); local maxlen = ARGV[2]; local i = 3; local out = {}
-for k = 1, n do
-  local key = ARGV[i]; local expected = ARGV[i+1]; local nf = tonumber(ARGV[i+2]); i = i + 3
-  local fields = {}; for j = 0, nf - 1 do fields[#fields+1] = ARGV[i+j] end; i = i + nf
-  local nc = tonumber(ARGV[i]); i = i + 1
-  local counters = {}; for j = 0, 2 * nc - 1 do counters[#counters+1] = ARGV[i+j] end; i = i + 2 * nc
-  local arid = ARGV[i]; local na = tonumber(ARGV[i+1]); i = i + 2
-  local ackc = {}; for j = 0, na - 1 do ackc[#ackc+1] = ARGV[i+j] end; i = i + na
-  local event = ARGV[i]; i = i + 1
-  if redis.call('HGET', key, 'state') == expected then
+local maxlen = ARGV[1]; local changes = cjson.decode(ARGV[2]); local out = {}
+for k, c in ipairs(changes) do
+  local key, fields, counters = c[1], c[3], c[4]
+  if redis.call('HGET', key, 'state') == c[2] then
     redis.call('HSET', key, unpack(fields))
-    for j = 1, nc * 2, 2 do redis.call('HINCRBY', KEYS[1], counters[j], tonumber(counters[j+1])) end
-    if arid ~= '' and redis.call('HSETNX', KEYS[3], arid, fields[4]) == 1 then
-      for _, c in ipairs(ackc) do redis.call('HINCRBY', KEYS[1], c, 1) end
+    for j = 1, #counters, 2 do redis.call('HINCRBY', KEYS[1], counters[j], counters[j + 1]) end
+    if c[5] ~= '' and redis.call('HSETNX', KEYS[3], c[5], fields[4]) == 1 then
+      for _, name in ipairs(c[6]) do redis.call('HINCRBY', KEYS[1], name, 1) end
     end
-    if event ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'e', event) end
+    if c[7] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'e', c[7]) end
     out[k] = 1
   else
     out[k] = 0
@@ -174,18 +171,31 @@ class DeliveryStore:
     async def create_many(self, warning_id: str, rows: Sequence[Row], recipients: Mapping[str, Mapping[str, Any]]
                           ) -> int:
         """Record deliveries that do not exist yet (idempotent by id); returns how many were new."""
-        args: list[Any] = [len(rows)]
+        if not rows:
+            return 0
+        lists: dict[tuple[str, ...], int] = {}
+
+        def index(counters: list[str]) -> int:
+            return lists.setdefault(tuple(counters), len(lists))
+
+        first = rows[0].delivery
+        common = {"warning_id": warning_id, "state": DeliveryState.PENDING.value, "attempts": "0", "wave": "0",
+                  "updated_at": first.updated_at.isoformat() if first.updated_at else ""}
+        items = []
         for row in rows:
             d = row.delivery
-            fields = _flat(row.fields())
-            counters = counter_fields(row, Bucket.QUEUED.value)
-            rec = recipients.get(d.recipient_id, {})
+            fields = [x for kv in (("id", d.id), ("version", str(d.version)), ("recipient_id", d.recipient_id),
+                                   ("channel", d.channel), ("kind", d.kind), ("address", d.address),
+                                   ("region", row.region), ("role", row.role), ("lang", row.lang),
+                                   ("msg_type", row.msg_type), ("name", row.name), ("body", row.body)) if kv[1]
+                      for x in kv]
             people = d.kind not in ("escreen", "broadcast") and row.msg_type != NOTICE
             targeted = ["targeted", *region_fields(row.region, "targeted"),
                         *([f"o:{row.role}:targeted"] if row.role else [])] if people else []
-            args += [keys.delivery_key(warning_id, d.id), d.id, d.version, len(fields), *fields,
-                     len(counters), *counters, d.recipient_id, json.dumps(rec, ensure_ascii=False),
-                     len(targeted), *targeted]
+            items.append([d.id, d.version, fields, index(counter_fields(row, Bucket.QUEUED.value)), d.recipient_id,
+                          json.dumps(recipients.get(d.recipient_id, {}), ensure_ascii=False), index(targeted)])
+        doc = {"p": keys.delivery_key(warning_id, ""), "h": _flat(common), "c": [list(c) for c in lists], "d": items}
+        args = [json.dumps(doc, ensure_ascii=False)]
         return int(await self._create(keys=[keys.counts_key(warning_id), keys.deliveries_key(warning_id),
                                             keys.recipients_key(warning_id)], args=args))
 
@@ -226,13 +236,14 @@ class DeliveryStore:
         """Apply compare-and-sets atomically per change; False where the delivery moved meanwhile."""
         if not changes:
             return []
-        args: list[Any] = [len(changes), EVENTS_MAXLEN]
+        items = []
         for c in changes:
             fields = _flat({"state": c.fields["state"], "updated_at": c.fields["updated_at"],
                             **{k: v for k, v in c.fields.items() if k not in ("state", "updated_at")}})
-            args += [keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, len(fields), *fields,
-                     len(c.deltas), *_flat({k: str(v) for k, v in c.deltas.items()}),
-                     c.ack_recipient, len(c.ack_counters), *c.ack_counters, c.event]
+            items.append([keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, fields,
+                          [x for name, delta in c.deltas.items() for x in (name, delta)], c.ack_recipient,
+                          list(c.ack_counters), c.event])
+        args = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False)]
         res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id)],
                               args=args)
         return [bool(x) for x in res]

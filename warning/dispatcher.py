@@ -22,6 +22,8 @@ from warning.targeting import Recipient, Targeting
 logger = logging.getLogger(__name__)
 S = DeliveryState
 CHUNK = 500
+#: delivery ids in one queue entry: a worker takes entries, so this is also the unit a crash can repeat
+ENTRY_IDS = 50
 #: queue priorities: 0 is taken first; drills come after every live warning
 PRIORITY = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
 EXERCISE_PRIORITY = 4
@@ -61,8 +63,10 @@ class Dispatcher:
         info = {r.id: _recipient_info(r) for r in recipients}
         created = 0
         for i in range(0, len(rows), CHUNK):
-            created += await self.store.create_many(record.id, rows[i:i + CHUNK], info)
-        await self.enqueue(record, [r.delivery for r in rows])
+            # each chunk is queued as soon as it is recorded: the first messages go out while the rest is planned
+            chunk = rows[i:i + CHUNK]
+            created += await self.store.create_many(record.id, chunk, info)
+            await self.enqueue(record, [r.delivery for r in chunk])
         await self.redis.hset(keys.warning_key(record.id), "planned_version", str(record.version))
         await self.audit.record(record.id, "send", "system", version=record.version, msg_type=record.msg_type.value,
                                 deliveries=len(rows), new=created, unrouted=unrouted)
@@ -123,11 +127,14 @@ class Dispatcher:
     async def enqueue(self, record: WarningRecord, deliveries: Sequence[Delivery]) -> None:
         """Put deliveries on their channel's queue at the warning's priority (duplicates are harmless)."""
         prio = priority_of(record)
-        for i in range(0, len(deliveries), CHUNK):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for d in deliveries[i:i + CHUNK]:
-                    pipe.xadd(keys.queue_key(d.channel, prio), {"w": record.id, "d": d.id})
-                await pipe.execute()
+        by_channel: dict[str, list[str]] = {}
+        for d in deliveries:
+            by_channel.setdefault(d.channel, []).append(d.id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for channel, ids in by_channel.items():
+                for i in range(0, len(ids), ENTRY_IDS):
+                    pipe.xadd(keys.queue_key(channel, prio), {"w": record.id, "d": " ".join(ids[i:i + ENTRY_IDS])})
+            await pipe.execute()
 
     async def withdraw(self, record: WarningRecord, reason: str) -> None:
         """Stop every not-yet-sent delivery of the versions before `record.version` (all, when expired)."""

@@ -30,7 +30,7 @@ class Metrics:
                                               registry=r)
         self.receipts = Counter("ew_receipts_total", "Provider receipts by channel and status", ["channel", "status"],
                                 registry=r)
-        self.queue_depth = Gauge("ew_queue_depth", "Entries waiting or in flight, by channel and priority",
+        self.queue_depth = Gauge("ew_queue_depth", "Queue entries (up to 50 deliveries each) waiting or in flight, by channel and priority",
                                  ["channel", "priority"], registry=r)
         self.queue_age_seconds = Gauge("ew_queue_oldest_age_seconds", "Age of the oldest queued entry",
                                        ["channel", "priority"], registry=r)

@@ -11,7 +11,7 @@ from shapely.geometry import Point, Polygon
 from shapely.prepared import prep
 
 from contacts.directory import ContactDirectory
-from contacts.model import Contact, Device
+from contacts.model import Contact, ContactRoute, Device
 from warning.model import Area
 from warning.policy import LevelPolicy
 from warning.record import WarningRecord
@@ -38,7 +38,7 @@ class Recipient:
         return hashlib.blake2b(raw, digest_size=10).hexdigest()
 
 
-def person_kinds(contact: Contact, policy: LevelPolicy) -> tuple[str, ...]:
+def person_kinds(contact: Contact | ContactRoute, policy: LevelPolicy) -> tuple[str, ...]:
     """The kinds a person gets: the policy's for their role, limited to what they can take.
 
     A person is never dropped: when none of the policy's kinds suits them (a landline at a level
@@ -117,10 +117,15 @@ class Targeting:
         """One Recipient per (person, channel kind); `only` restricts to given contact ids (cancellations)."""
         ids = await self.contact_ids(record) if only is None else only
         out = []
-        for contact in await self._fetch(sorted(ids)):
+        kinds_of: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
+        for contact in await self.directory.routes(sorted(ids)):
             if not contact.active:
                 continue
-            for kind in person_kinds(contact, policy):
+            shape = (contact.role, contact.phone_kind, contact.channels)
+            kinds = kinds_of.get(shape)
+            if kinds is None:
+                kinds = kinds_of[shape] = person_kinds(contact, policy)
+            for kind in kinds:
                 out.append(Recipient(contact.id, kind, contact.phone, contact.lang, contact.role, contact.region,
                                      contact.name))
         return out

@@ -19,7 +19,7 @@ from warning.channel import Channel, Outbound, SendResult
 from warning.clock import Clock
 from warning.delivery import DeliveryState
 from warning.delivery_store import Change, DeliveryStore, Row
-from warning.dispatcher import PRIORITIES
+from warning.dispatcher import ENTRY_IDS, PRIORITIES
 from warning.due import DueQueue
 from warning.errors import DeliveryError, Reason
 from warning.metrics import Metrics
@@ -79,6 +79,16 @@ class WorkerConfig:
     reclaim_every_s: float = 5.0
 
 
+# The provider-id → delivery map of a batch in one call: ARGV[1] the TTL, then key, value pairs. One
+# SET per message would cost the client more than the send itself. (The keys are built by the caller
+# and not declared: on a Redis Cluster this becomes a pipeline of SET.)
+_SET_REFS = """
+local ttl = ARGV[1]
+for i = 2, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', ttl) end
+return (#ARGV - 1) / 2
+"""
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DeliveryError) and exc.retryable and (exc.retry_after_s or 0) <= INLINE_RETRY_MAX_S
 
@@ -102,6 +112,9 @@ class ChannelWorker:
         self.streams = [keys.queue_key(channel.name, p) for p in PRIORITIES]
         self._last_reclaim = -1e9
         self._sem = asyncio.Semaphore(config.concurrency)
+        self._set_refs = redis.register_script(_SET_REFS)
+        #: queue entries carry up to ENTRY_IDS deliveries each; read about `batch` deliveries at a time
+        self._entries = max(1, config.batch // ENTRY_IDS)
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -134,13 +147,13 @@ class ChannelWorker:
 
     async def _read(self, *, block: bool) -> list[tuple[str, str, dict[str, str]]]:
         for stream in self.streams:
-            res = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.cfg.batch)
+            res = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self._entries)
             if res:
                 return [(stream, eid, f) for _, items in res for eid, f in items]
         if not block:
             return []
         res = await self.redis.xreadgroup(GROUP, self.consumer, dict.fromkeys(self.streams, ">"),
-                                          count=self.cfg.batch, block=self.cfg.block_ms)
+                                          count=self._entries, block=self.cfg.block_ms)
         return [(stream, eid, f) for stream, items in (res or []) for eid, f in items]
 
     async def _reclaim(self) -> list[tuple[str, str, dict[str, str]]]:
@@ -151,7 +164,7 @@ class ChannelWorker:
         out = []
         for stream in self.streams:
             _, items, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, self.cfg.lease_ms, "0-0",
-                                                      count=self.cfg.batch)
+                                                      count=self._entries)
             out += [(stream, eid, f) for eid, f in items if f]
             if out:
                 break
@@ -163,7 +176,7 @@ class ChannelWorker:
         """Handle a batch read from the queues, then acknowledge it."""
         by_warning: dict[str, list[str]] = {}
         for _, _, f in entries:
-            by_warning.setdefault(f["w"], []).append(f["d"])
+            by_warning.setdefault(f["w"], []).extend(f["d"].split())
         for wid, dids in by_warning.items():
             await self._warning_batch(wid, list(dict.fromkeys(dids)), reclaimed=reclaimed)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -233,12 +246,15 @@ class ChannelWorker:
         async with self._sem:
             started = self.clock.monotonic()
             try:
-                async for attempt in AsyncRetrying(
-                        stop=stop_after_attempt(3), wait=wait_exponential_jitter(multiplier=0.1, max=INLINE_RETRY_MAX_S),
-                        retry=retry_if_exception(_retryable), sleep=self.clock.sleep, reraise=True,
-                        before_sleep=lambda rs: self.stats.retry(_reason(rs.outcome.exception() if rs.outcome else None))):
-                    with attempt:
-                        results = list(await self.channel.send(chunk))
+                try:
+                    # the first attempt goes straight out: building a retry controller per message would cost
+                    # more than the request on a fast gateway
+                    results = list(await self.channel.send(chunk))
+                except DeliveryError as first:
+                    if not _retryable(first):
+                        raise
+                    self.stats.retry(first.reason.value)
+                    results = await self._retry_chunk(chunk)
             except DeliveryError as exc:
                 if exc.reason is Reason.RATE_LIMITED and exc.retry_after_s:
                     await self.limiter.slow_down(self.cfg.account, exc.retry_after_s)
@@ -249,6 +265,16 @@ class ChannelWorker:
                 err = DeliveryError(Reason.OTHER, True, "the channel returned a result count unlike the batch")
                 results = [SendResult(o.delivery_id, S.FAILED, error=err) for o in chunk]
             return results
+
+    async def _retry_chunk(self, chunk: list[Outbound]) -> list[SendResult]:
+        """Short retries inside the worker (tenacity on the injected clock); longer waits go to the due queue."""
+        async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(2), wait=wait_exponential_jitter(multiplier=0.1, max=INLINE_RETRY_MAX_S),
+                retry=retry_if_exception(_retryable), sleep=self.clock.sleep, reraise=True,
+                before_sleep=lambda rs: self.stats.retry(_reason(rs.outcome.exception() if rs.outcome else None))):
+            with attempt:
+                return list(await self.channel.send(chunk))
+        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _record(self, record: WarningRecord, rows: list[Row], results: list[SendResult]) -> None:
         now = self.clock.now()
@@ -269,10 +295,7 @@ class ChannelWorker:
                 for r in accepted if r.delivery.provider_ref}
         if refs:
             ttl = max(3600, int((record.expires_at - now).total_seconds()) + 86400)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for k, v in refs.items():
-                    pipe.set(k, v, ex=ttl)
-                await pipe.execute()
+            await self._set_refs(args=[ttl, *(x for kv in refs.items() for x in kv)])
         retry_ids = {r.delivery.id for r in committed if r.delivery.state is S.RETRY_WAIT}
         await self.due.push_many({m: t for m, t in due.items() if m.split("|")[2] in retry_ids})
         if self.on_accepted is not None:
