@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from contacts.directory import ContactDirectory
 from warning.audit import AuditLog
-from warning.channel import Channel
+from warning.channel import Channel, InboundMessage
 from warning.clock import Clock
 from warning.delivery_store import DeliveryStore
 from warning.dispatcher import Dispatcher, Routes
@@ -234,6 +234,25 @@ async def due_loop(services: Services, *, idle_s: float = 1.0) -> None:
         except Exception:
             logger.exception("due loop failed; going on")
             await services.clock.sleep(idle_s)
+
+
+def simulator_pumps(services: Services) -> list[Coroutine[Any, Any, None]]:
+    """For each simulated channel, a loop feeding its receipts and replies to the real webhooks' services."""
+    from channels.simulator import SimulatorChannel
+
+    async def pump(channel: SimulatorChannel) -> None:
+        async for event in channel.events():
+            if cancelling():
+                return
+            try:
+                if isinstance(event, InboundMessage):
+                    await services.replies.handle(event)
+                else:
+                    await services.receipts.submit(event)
+            except Exception:  # one bad event must not stop the demo's receipts
+                logger.exception("simulated %s event dropped", channel.name)
+
+    return [pump(ch) for ch in services.channels.values() if isinstance(ch, SimulatorChannel)]
 
 
 def cancelling() -> bool:

@@ -243,7 +243,7 @@ class DeliveryStore:
             items.append([keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, fields,
                           [x for name, delta in c.deltas.items() for x in (name, delta)], c.ack_recipient,
                           list(c.ack_counters), c.event])
-        args = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False)]
+        args: list[str | int] = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False)]
         res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id)],
                               args=args)
         return [bool(x) for x in res]

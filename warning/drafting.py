@@ -180,7 +180,7 @@ def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: st
                 geocodes=tuple(("GB2260", c) for c in draft.areas), region_codes=draft.areas)
     urgent = draft.level.rank >= Level.ORANGE.rank
     info = Info(
-        language="zh-CN", categories=(draft.event_type.category,), event=draft.event_type.cap_event,
+        language="zh-CN", categories=(draft.event_type.category,), event=draft.event_type.name_zh,
         urgency="Immediate" if urgent else "Expected", severity=draft.level.cap_severity,
         certainty="Likely", response_types=("Prepare",),
         event_codes=(("EW_EVENT", draft.event_type.key),), effective=sent,

@@ -34,6 +34,9 @@ class ServerSettings:
     log_format: str = "auto"
     log_level: str = "INFO"
     workers: int = 1
+    #: signs dashboard session cookies; empty: a random secret per process (sessions end at restart)
+    session_secret: str = field(default="", repr=False)
+    session_ttl_s: int = 8 * 3600
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from warning.bootstrap import Services, build_services, due_loop, make_workers
+from warning.bootstrap import Services, build_services, due_loop, make_workers, simulator_pumps
 from warning.clock import SystemClock
+from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
@@ -120,7 +122,15 @@ async def start_background(app: web.Application, services: Services) -> list[asy
         await worker.ensure_groups()
         tasks.append(asyncio.create_task(worker.run(), name=f"worker:{worker.channel.name}"))
     tasks.append(asyncio.create_task(due_loop(services), name="due"))
+    tasks += [asyncio.create_task(pump, name="simulator") for pump in simulator_pumps(services)]
+    scheduler = build_scheduler(services)
+    scheduler.start()
+    app.on_cleanup.append(lambda _app: _stop_scheduler(scheduler))
     return tasks
+
+
+async def _stop_scheduler(scheduler: Any) -> None:
+    scheduler.shutdown(wait=False)
 
 
 def add_routes(app: web.Application, routes: ApiRoutes) -> None:

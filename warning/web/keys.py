@@ -14,6 +14,8 @@ from contacts.store import RedisRegistry
 from warning.bootstrap import Services
 from warning.clock import Clock
 from warning.settings import Settings, Token
+from warning.web.dashboard_live import LiveStreams
+from warning.web.dashboard_session import Session, SessionBook
 
 if TYPE_CHECKING:
     from warning.web.routing import ApiRoutes
@@ -42,3 +44,7 @@ principal_key = web.RequestKey("principal", Token)
 registry_key = web.AppKey("registry", RedisRegistry)
 reference_key = web.AppKey("reference", Reference)
 services_key = web.AppKey("services", Services)
+#: the dashboard: session signing, the open live streams, and the signed-in browser of a request
+session_book_key = web.AppKey("session_book", SessionBook)
+live_streams_key = web.AppKey("live_streams", LiveStreams)
+session_key = web.RequestKey("dashboard_session", Session)
