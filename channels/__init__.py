@@ -103,7 +103,8 @@ def _kannel(t: _Table, http: aiohttp.ClientSession | None, public_url: str) -> C
                             sendsms_url=t.text("sendsms_url", required=True) or "",
                             username=t.text("username", required=True) or "", password=t.secret("password") or "",
                             from_=t.text("from"), smsc=t.text("smsc"), dlr_mask=t.integer("dlr_mask", 31) or 0,
-                            max_per_s=t.number("rate_per_s"), timeout_s=t.number("timeout_s", 10.0) or 10.0)
+                            max_per_s=t.number("rate_per_s"), timeout_s=t.number("timeout_s", 10.0) or 10.0,
+                            callback_secret=t.secret("callback_secret", required=False))
 
 
 def _http(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: str) -> Channel:
@@ -133,7 +134,8 @@ def _simulator(t: _Table, clock: SimClock, kind: str) -> Channel:
 _PROVIDER_KEYS: dict[str, set[str]] = {
     "twilio": {"account_sid", "auth_token", "auth_token_env", "api_base", "from", "messaging_service_sid",
                "timeout_s", "validity_period_s", "ring_timeout_s", "repeat"},
-    "kannel": {"sendsms_url", "username", "password", "password_env", "from", "smsc", "dlr_mask", "timeout_s"},
+    "kannel": {"sendsms_url", "username", "password", "password_env", "from", "smsc", "dlr_mask", "timeout_s",
+               "callback_secret", "callback_secret_env"},
     "http": {"token", "token_env", "max_batch", "timeout_s"},
     "mqtt": {"host", "port", "username", "password", "password_env", "topic_prefix", "max_batch", "timeout_s"},
     "simulator": {"delay_s", "failure_rate", "reply_share", "reply_delay_s", "seed", "max_batch"},

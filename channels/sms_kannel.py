@@ -53,9 +53,13 @@ _GSM7 = frozenset("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !
                   "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€")
 
 
-def dlr_url(public_url: str, delivery_id: str, *, channel: str) -> str:
-    """The dlr-url for one message: our ids first (Kannel's DLR `%I` is not the MT's id), then the escape codes."""
-    return f"{public_url.rstrip('/')}{DLR_PATH}?{urlencode({'c': channel, 'ref': delivery_id})}&{DLR_QUERY}"
+def dlr_url(public_url: str, delivery_id: str, *, channel: str, secret: str | None = None) -> str:
+    """The dlr-url for one message: our ids first (Kannel's DLR `%I` is not the MT's id), then the escape codes.
+
+    Kannel has no signature scheme: `secret` (the service's `[hooks] kannel_secret`) rides in the URL as `k`.
+    """
+    ours = {"c": channel, "ref": delivery_id, **({"k": secret} if secret else {})}
+    return f"{public_url.rstrip('/')}{DLR_PATH}?{urlencode(ours)}&{DLR_QUERY}"
 
 
 def parse_dlr(channel: str, params: Mapping[str, str]) -> ReceiptEvent | None:
@@ -106,8 +110,10 @@ class KannelSmsChannel:
 
     def __init__(self, *, name: str, http: aiohttp.ClientSession, sendsms_url: str, username: str, password: str,
                  public_url: str, from_: str | None = None, smsc: str | None = None, dlr_mask: int = DLR_MASK_ALL,
-                 max_per_s: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 max_per_s: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 callback_secret: str | None = None) -> None:
         self.name = name
+        self._callback_secret = callback_secret
         self._http = http
         self._url = sendsms_url
         self._username, self._password = username, password
@@ -128,7 +134,8 @@ class KannelSmsChannel:
                   **self._fixed}
         if self._dlr_mask:
             params["dlr-mask"] = str(self._dlr_mask)
-            params["dlr-url"] = dlr_url(self._public_url, out.delivery_id, channel=self.name)
+            params["dlr-url"] = dlr_url(self._public_url, out.delivery_id, channel=self.name,
+                                        secret=self._callback_secret)
         return params
 
     async def send(self, batch: Sequence[Outbound]) -> Sequence[SendResult]:

@@ -171,7 +171,11 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
 
     public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
     out: dict[str, Channel] = {}
+    hook_secret = str(settings.section("hooks").get("kannel_secret", "") or "")
     for i, table in enumerate(tables):
+        if table.get("provider") == "kannel" and hook_secret and "callback_secret" not in table:
+            # the DLR hook checks [hooks] kannel_secret: the channel must put the same secret in its dlr-url
+            table = {**table, "callback_secret": hook_secret}
         try:
             out[str(table["name"])] = build_channel(str(table["name"]), table, http=http, clock=clock,
                                                     public_url=public_url)

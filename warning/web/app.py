@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> web.Applicati
     app[route_tables_key] = []
     for token in settings.tokens:
         register_secret(token.token)
+    register_secret(str(settings.section("hooks").get("kannel_secret", "") or ""))
     app.cleanup_ctx.extend([redis_ctx, http_ctx])
     for feature in FEATURES:
         feature(app)
