@@ -13,6 +13,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+
 from aiohttp import web
 
 from warning import keys

@@ -1,0 +1,300 @@
+"""The coverage dashboard (看板): sign-in, the warning list, one warning's coverage, live updates and exports."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from warning import keys
+from warning.coverage import coverage
+from warning.errors import BadRequest, Forbidden, NotFound
+from warning.logs import register_secret
+from warning.web import delivery_api, followup_api, warnings_api
+from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
+from warning.web.dashboard_session import (
+    COOKIE,
+    DASHBOARD_ROLES,
+    LOGIN_COOKIE,
+    Session,
+    SessionBook,
+    link_key,
+    revoked_key,
+)
+from warning.web.keys import (
+    clock_key,
+    live_streams_key,
+    principal_key,
+    redis_key,
+    reference_key,
+    services_key,
+    session_book_key,
+    session_key,
+)
+from warning.web.routing import ApiRoutes, Handler, Unauthorized, path_param
+
+logger = logging.getLogger(__name__)
+routes = ApiRoutes("dashboard")
+WID = path_param("id", "warning id")
+SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
+STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
+            "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
+EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
+RECORD_ROLES = ("admin", "issuer", "approver")
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _lang(request: web.Request) -> str:
+    return "en" if request.query.get("lang", "").startswith("en") else "zh"
+
+
+def safe_next(raw: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never `//host` or a full URL)."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or any(c in raw for c in "\\\r\n\t"):
+        return "/dashboard"
+    return raw
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """An HTML page with a script nonce and headers that keep it out of frames and off other origins."""
+    nonce = secrets.token_urlsafe(12)
+    lang = _lang(request)
+    ctx = {"lang": lang, "nonce": nonce, "session": request.get(session_key), "request": request,
+           "csrf": _csrf_of(request), **context}
+    response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    response.headers.update({
+        "Content-Security-Policy": f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+                                   "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                                   "form-action 'self'; base-uri 'none'",
+        "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store"})
+    return response
+
+
+def _csrf_of(request: web.Request) -> str:
+    session = request.get(session_key)
+    return request.app[session_book_key].csrf(f"s:{session.sid}") if session is not None else ""
+
+
+async def current_session(request: web.Request) -> Session | None:
+    """The request's valid, not signed-out session, or None."""
+    value = request.cookies.get(COOKIE)
+    if not value:
+        return None
+    session = request.app[session_book_key].verify(value, request.app[clock_key].now())
+    if session is None or await request.app[redis_key].exists(revoked_key(session.sid)):
+        return None
+    return session
+
+
+def signed_in(*, page: bool, roles: Iterable[str] = DASHBOARD_ROLES) -> Callable[[Handler], Handler]:
+    """Require a dashboard session: pages redirect to /login, data endpoints answer 401."""
+    allowed = tuple(roles)
+
+    def deco(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            session = await current_session(request)
+            if session is None:
+                if page:
+                    raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe='/')}")
+                raise Unauthorized("no dashboard session", "sign in at /login")
+            if session.token.role != "admin" and session.token.role not in allowed:
+                raise Forbidden("forbidden", f"role {session.token.role!r} may not do this")
+            request[session_key] = session
+            request[principal_key] = session.token
+            return await handler(request)
+
+        return guarded
+
+    return deco
+
+
+# ---- sign-in -------------------------------------------------------------------------------
+def _login_page(request: web.Request, nonce: str, *, error: str = "", status: int = 200) -> web.Response:
+    book = request.app[session_book_key]
+    response = render(request, "dashboard/login.html", {"login_csrf": book.csrf(f"login:{nonce}"), "error": error,
+                                                        "next": safe_next(request.query.get("next"))}, status=status)
+    book.set_cookie(response, LOGIN_COOKIE, nonce, max_age=3600)
+    return response
+
+
+@routes.get("/", summary="The dashboard's address", roles=None)
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard")
+
+
+@routes.get("/login", summary="Dashboard sign-in form (token field)", roles=None)
+async def login_form(request: web.Request) -> web.Response:
+    if await current_session(request) is not None:
+        raise web.HTTPSeeOther(safe_next(request.query.get("next")))
+    return _login_page(request, request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(18))
+
+
+@routes.post("/login", summary="Sign in: sets an HttpOnly session cookie (form: token, csrf, next)", roles=None,
+             responses={"303": {"description": "signed in"}, "401": {"description": "unknown token"},
+                        "403": {"description": "bad CSRF token, or a token that may not use the dashboard"}})
+async def login(request: web.Request) -> web.Response:
+    book = request.app[session_book_key]
+    form = await request.post()
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not book.csrf_ok(f"login:{nonce}", str(form.get("csrf", ""))):
+        return _login_page(request, secrets.token_urlsafe(18), error="表单已过期，请重试 The form expired; try again",
+                           status=403)
+    token = book.find_token(str(form.get("token", "")))
+    if token is None:
+        return _login_page(request, nonce, error="令牌无效 Unknown token", status=401)
+    if token.role not in DASHBOARD_ROLES:
+        return _login_page(request, nonce, error="此令牌不能登录看板 This token cannot use the dashboard", status=403)
+    logger.info("dashboard sign-in: %s (%s)", token.name, token.role)
+    response = web.HTTPSeeOther(safe_next(str(form.get("next", ""))))
+    book.set_cookie(response, COOKIE, book.issue(token, request.app[clock_key].now()), max_age=book.ttl_s)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+@routes.get("/login/link", summary="One-time sign-in link (single use, short-lived, signed)", roles=None,
+            params=[{"name": "t", "in": "query", "required": True, "schema": {"type": "string"},
+                     "description": "the link's signed nonce"}],
+            responses={"303": {"description": "signed in"}, "403": {"description": "bad, used or expired link"}})
+async def login_link(request: web.Request) -> web.Response:
+    book = request.app[session_book_key]
+    nonce, _, signature = request.query.get("t", "").partition(".")
+    name = None
+    if nonce and secrets.compare_digest(book.link_signature(nonce), signature):
+        name = await request.app[redis_key].getdel(link_key(nonce))
+    token = next((t for t in book.tokens if t.name == name), None) if name else None
+    if token is None or token.role not in DASHBOARD_ROLES:
+        return _login_page(request, secrets.token_urlsafe(18), error="链接无效或已使用 The link is invalid or used",
+                           status=403)
+    response = web.HTTPSeeOther(safe_next(request.query.get("next")))
+    book.set_cookie(response, COOKIE, book.issue(token, request.app[clock_key].now()), max_age=book.ttl_s)
+    raise response
+
+
+@routes.post("/logout", summary="Sign out (form: csrf)", roles=None, description=SESSION,
+             responses={"303": {"description": "signed out"}, "403": {"description": "bad CSRF token"}})
+@signed_in(page=True)
+async def logout(request: web.Request) -> web.Response:
+    session, book = request[session_key], request.app[session_book_key]
+    form = await request.post()
+    if not book.csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
+        raise Forbidden("bad CSRF token", "reload the page and try again")
+    remaining = max(1, session.expires - int(request.app[clock_key].now().timestamp()))
+    await request.app[redis_key].set(revoked_key(session.sid), "1", ex=remaining)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+# ---- pages ---------------------------------------------------------------------------------
+@routes.get("/dashboard", summary="Dashboard: the warnings with their coverage", roles=None, description=SESSION)
+@signed_in(page=True)
+async def index(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    records, _ = await services.warnings.list(limit=100)
+    counts = await asyncio.gather(*(services.deliveries.counts(r.id) for r in records))
+    items = [{"w": r.summary(), "c": coverage(c)} for r, c in zip(records, counts, strict=True)]
+    return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent})
+
+
+async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(warning_id)
+    doc = coverage(await services.deliveries.counts(record.id))
+    doc.update(id=record.id, state=record.state.value, version=record.version, exercise=record.is_exercise)
+    return doc
+
+
+@routes.get("/dashboard/warnings/{id}", summary="Dashboard: one warning's coverage, unconfirmed people, reports",
+            roles=None, params=[WID], description=SESSION)
+@signed_in(page=True)
+async def warning_page(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    record = await services.lifecycle.get(request.match_info["id"])
+    doc = await _document(request, record.id)
+    reference = request.app.get(reference_key)
+    people = await followup_api.unreached(request)
+    redis: Any = services.redis
+    reports = [f for _, f in await redis.xrevrange(keys.reports_key(record.id), count=100)]
+    names = {r.code: r.name for r in reference.regions} if reference is not None else {}
+
+    def role_zh(key: str) -> str:
+        return reference.roles.label(key, "zh") if reference is not None else key
+
+    return render(request, "dashboard/warning.html", {
+        "w": record.summary(), "doc": doc, "g": grouped(doc, reference), "people": people[:500],
+        "people_total": len(people), "reports": reports, "names": names, "role_zh": role_zh, "pct": percent,
+        "state_zh": STATE_ZH, "exports": EXPORTS,
+        "may_record": request[session_key].token.role in RECORD_ROLES})
+
+
+# ---- data the page fetches (same origin, session cookie) ----------------------------------
+@routes.get("/dashboard/warnings/{id}/coverage", summary="Coverage document for the page (session cookie)",
+            roles=None, params=[WID], description=SESSION)
+@signed_in(page=False)
+async def coverage_json(request: web.Request) -> web.Response:
+    return web.json_response(await _document(request, request.match_info["id"]), dumps=_dumps)
+
+
+@routes.get("/dashboard/warnings/{id}/events", summary="Live coverage as server-sent events (event: coverage)",
+            roles=None, params=[WID], description=SESSION)
+@signed_in(page=False)
+async def events(request: web.Request) -> web.StreamResponse:
+    warning_id = request.match_info["id"]
+    await request.app[services_key].lifecycle.get(warning_id)  # 404 before the stream starts
+    app = request.app
+    return await coverage_stream(request, warning_id, lambda: _document(request, warning_id), redis=app[redis_key],
+                                 clock=app[clock_key], streams=app[live_streams_key])
+
+
+@routes.get("/dashboard/warnings/{id}/export/{what}", summary="Exports for the page: deliveries, unreached, record",
+            roles=None, params=[WID, path_param("what", "deliveries, unreached or record"),
+                                {"name": "format", "in": "query", "schema": {"type": "string"},
+                                 "description": "csv or xlsx (record: csv or json)"}],
+            description=SESSION)
+@signed_in(page=False)
+async def export(request: web.Request) -> web.StreamResponse:
+    what, fmt = request.match_info["what"], request.query.get("format", "csv")
+    if what not in EXPORTS:
+        raise NotFound("not found", f"no export named {what!r}")
+    if fmt not in EXPORTS[what]:
+        raise BadRequest("invalid query", f"format must be one of {', '.join(EXPORTS[what])}")
+    if what == "deliveries":
+        return await delivery_api.list_deliveries(request)
+    if what == "unreached":
+        return await followup_api.get_unreached(request)
+    if request[session_key].token.role not in RECORD_ROLES:
+        raise Forbidden("forbidden", "the full record is for issuers and approvers")
+    return await warnings_api.export_record(request)
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[live_streams_key].close_all(app)
+
+
+def setup(app: web.Application) -> None:
+    """Routes, templates, the session signer and the registry of live streams."""
+    from warning.web.app import add_routes
+    from warning.web.keys import settings_key
+
+    settings = app[settings_key]
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(settings.templates_dir)), autoescape=True)
+    app[session_book_key] = SessionBook.from_settings(settings)
+    if settings.server.session_secret:
+        register_secret(settings.server.session_secret)
+    app[live_streams_key] = LiveStreams()
+    app.on_shutdown.append(_close_streams)
+    add_routes(app, routes)
