@@ -7,13 +7,35 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import TOKENS
-from tests.warnings.conftest import World, world
+from tests.conftest import TOKENS, auth
+from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, VILLAGE_B, World, person, world
 from warning.channel import ReceiptEvent
 from warning.delivery import DeliveryState
 from warning.delivery_store import Row
 
-__all__ = ["World", "delivered", "figure", "login", "login_csrf", "world"]
+__all__ = ["BLUE", "World", "delivered", "fan_out", "figure", "login", "login_csrf", "world"]
+BLUE = {"event": "rainstorm", "level": "blue", "headline": "全县暴雨蓝色预警", "instruction": "注意防范。",
+        "areas": ["510722"]}
+
+
+async def fan_out(world: World, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Seven people in two townships; a blue warning to the county, sent; three SMS delivered, two people confirmed."""
+    people = [person(1, VILLAGE_A), person(2, VILLAGE_A), person(3, VILLAGE_A, "cadre"), person(4, TONGCHUAN),
+              person(5, VILLAGE_B), person(6, VILLAGE_B, "cadre"), person(7, VILLAGE_B)]
+    ids = await world.seed(people)
+    resp = await world.client.post("/api/v1/warnings", json=body or BLUE, headers=auth("issuer"))
+    assert resp.status == 201, await resp.text()
+    w: dict[str, Any] = await resp.json()
+    await world.drain()
+    rows = sorted(await world.deliveries(w["id"]), key=lambda r: r.name)
+    assert len(rows) == 7 and {r.delivery.state.value for r in rows} == {"accepted"}
+    await delivered(world, rows[:3])  # 联系人1..3, all in village A
+    record = await world.services.lifecycle.get(w["id"])
+    for rid in (ids[0], ids[4]):  # 联系人1 (village A) and 联系人5 (village B) reply
+        await world.services.ledger.acknowledge(record, rid, via="sms")
+    return w
+
+
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

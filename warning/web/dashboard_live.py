@@ -72,11 +72,16 @@ class LiveStreams:
         if not self.open:
             self._empty.set()
 
+    async def wait_closed(self, timeout_s: float) -> bool:
+        """Wait until no stream is open; False when some still are after timeout_s."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), timeout=timeout_s)
+        return not self.open
+
     async def close_all(self, app: web.Application) -> None:
         """on_shutdown: tell every stream to end, and wait (briefly) until they have."""
         self.closing.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._empty.wait(), timeout=BLOCK_MS / 1000 + 2)
+        await self.wait_closed(BLOCK_MS / 1000 + 2)
 
 
 def _gone(request: web.Request) -> bool:
