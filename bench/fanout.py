@@ -90,13 +90,13 @@ def twilio_loop(url: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def service(url: str, n: int, concurrency: int, data_dir: Path) -> dict[str, float]:
+async def service(url: str, n: int, concurrency: int, data_dir: Path, lanes: int = 2) -> dict[str, float]:
     server = PrivateRedis(data_dir, port=free_port())
     redis_url = server.start()
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         settings = load_settings(None, demo=True, env={}, overrides={
-            "redis": {"url": redis_url}, "dispatch": {"concurrency": concurrency, "batch": 400},
+            "redis": {"url": redis_url}, "dispatch": {"concurrency": concurrency, "batch": 400, "lanes": lanes},
             "channels": [{"name": "sms", "kind": "sms", "provider": "twilio", "account_sid": SID,
                           "auth_token": TOKEN, "from": "+15005550006", "api_base": url, "rate_per_s": 1_000_000}]})
         registry = RedisRegistry(redis)
@@ -110,20 +110,33 @@ async def service(url: str, n: int, concurrency: int, data_dir: Path) -> dict[st
             workers = make_workers(services, consumer="bench")
             for w in workers:
                 await w.ensure_groups()
+            lanes = int(settings.section("dispatch").get("lanes", 1))
+            tasks = [asyncio.create_task(w.run()) for w in workers for _ in range(lanes)]
+            first: list[float] = []
+
+            async def watch_first() -> None:
+                # the first accepted message, seen while the rest is still being planned
+                while not first:
+                    ids = await services.warnings.active_ids()
+                    if ids and (await services.deliveries.counts(ids[0])).get("sent", 0) > 0:
+                        first.append(time.perf_counter())
+                    await asyncio.sleep(0.005)
+
+            watcher = asyncio.create_task(watch_first())
             started = time.perf_counter()
             record = await services.lifecycle.draft(
                 {"event": "rainstorm", "level": "blue", "headline": "暴雨蓝色预警", "areas": ["510722"],
                  "instruction": "请注意防范。"}, Actor("bench", "issuer"))
             planned = time.perf_counter()
-            tasks = [asyncio.create_task(w.run()) for w in workers]
             while (await services.deliveries.counts(record.id)).get("queued", 0) > 0:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
             done = time.perf_counter()
+            watcher.cancel()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             counts = await services.deliveries.counts(record.id)
-        return {"plan_s": planned - started, "send_rate": counts["sent"] / (done - planned),
+        return {"plan_s": planned - started, "first_s": (first[0] if first else done) - started,
                 "total_rate": counts["sent"] / (done - started), "sent": counts["sent"],
                 "failed": counts.get("failed", 0), "targeted": counts["targeted"]}
     finally:
@@ -136,6 +149,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--twilio-sample", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--lanes", type=int, default=2, help="batches a worker works on at once ([dispatch] lanes)")
     args = parser.parse_args()
     import tempfile
 
@@ -146,17 +160,17 @@ def main() -> None:
         bare_rate = asyncio.run(bare(url, args.n, args.concurrency))
         twilio_rate = twilio_loop(url, args.twilio_sample)
         with tempfile.TemporaryDirectory() as tmp:
-            ours = asyncio.run(service(url, args.n, args.concurrency, Path(tmp)))
+            ours = asyncio.run(service(url, args.n, args.concurrency, Path(tmp), args.lanes))
     finally:
         gateway.terminate()
         gateway.wait()
     print(f"contacts: {args.n}, targeted {ours['targeted']:.0f}, sent {ours['sent']:.0f}, failed {ours['failed']:.0f}")
     print(f"bare aiohttp client       {bare_rate:10.0f} msg/s")
     print(f"official twilio, plain loop {twilio_rate:8.0f} msg/s  (sample of {args.twilio_sample})")
-    print(f"service: plan (target, record, queue) {ours['plan_s']:.2f} s")
-    print(f"service: send phase       {ours['send_rate']:10.0f} msg/s  = {ours['send_rate'] / bare_rate:.2f}x bare, "
-          f"{ours['send_rate'] / twilio_rate:.1f}x twilio loop")
-    print(f"service: trigger to last  {ours['total_rate']:10.0f} msg/s  = {ours['total_rate'] / bare_rate:.2f}x bare")
+    print(f"service: trigger → all recorded and queued {ours['plan_s']:.2f} s; trigger → first accepted "
+          f"{ours['first_s']:.2f} s (workers send while the rest is planned)")
+    print(f"service: trigger → last accepted {ours['total_rate']:8.0f} msg/s  = {ours['total_rate'] / bare_rate:.2f}x bare, "
+          f"{ours['total_rate'] / twilio_rate:.1f}x twilio loop")
 
 
 if __name__ == "__main__":

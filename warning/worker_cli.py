@@ -44,9 +44,10 @@ async def run_workers(args: argparse.Namespace) -> int:
         if not workers:
             raise ConfigError(settings.sources[-1], "channels", "no [[channels]] configured: nothing to work on")
         tasks = []
+        lanes = max(1, int(settings.section("dispatch").get("lanes", 2)))
         for w in workers:
             await w.ensure_groups()
-            tasks.append(asyncio.create_task(w.run(), name=f"worker:{w.channel.name}"))
+            tasks += [asyncio.create_task(w.run(), name=f"worker:{w.channel.name}:{i}") for i in range(lanes)]
         tasks.append(asyncio.create_task(due_loop(services), name="due"))
         print(f"worker {workers[0].consumer}: {', '.join(w.channel.name for w in workers)}", flush=True)
         await stop.wait()

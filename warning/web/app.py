@@ -120,9 +120,10 @@ async def start_background(app: web.Application, services: Services) -> list[asy
     if app[deps_key].extra.get("background", True) is False:
         return []
     tasks = []
+    lanes = max(1, int(services.settings.section("dispatch").get("lanes", 2)))
     for worker in make_workers(services):
         await worker.ensure_groups()
-        tasks.append(asyncio.create_task(worker.run(), name=f"worker:{worker.channel.name}"))
+        tasks += [asyncio.create_task(worker.run(), name=f"worker:{worker.channel.name}:{i}") for i in range(lanes)]
     tasks.append(asyncio.create_task(due_loop(services), name="due"))
     tasks += [asyncio.create_task(pump, name="simulator") for pump in simulator_pumps(services)]
     scheduler = build_scheduler(services)
