@@ -8,6 +8,9 @@ PY=${PYTHON:-python3}
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ -n "${WARNING_WITH_KANNEL:-1}" ] && [ ! -x /usr/sbin/bearerbox ]; then need_apt+=(kannel kannel-extras); fi
+# the dashboard's browser test: headless Chromium, and CJK fonts so its screenshots show Chinese
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing: ${need_apt[*]}"

@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -50,10 +51,24 @@ STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
 EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
 RECORD_ROLES = ("admin", "issuer", "approver")
+BEIJING = timezone(timedelta(hours=8), "CST")
 
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def local_time(iso: str | None, *, seconds: bool = False) -> str:
+    """An ISO time as Beijing time (UTC+8, no daylight saving), the way the county office reads it."""
+    if not iso:
+        return ""
+    try:
+        at = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def _lang(request: web.Request) -> str:
@@ -291,7 +306,8 @@ def setup(app: web.Application) -> None:
     from warning.web.keys import settings_key
 
     settings = app[settings_key]
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(settings.templates_dir)), autoescape=True)
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(settings.templates_dir)), autoescape=True)
+    env.filters["local"] = local_time
     app[session_book_key] = SessionBook.from_settings(settings)
     if settings.server.session_secret:
         register_secret(settings.server.session_secret)

@@ -1,0 +1,91 @@
+"""A small Chrome DevTools Protocol client on aiohttp: start headless Chromium, navigate, evaluate, screenshot."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+         "--hide-scrollbars", "--remote-debugging-port=0")
+
+
+class Page:
+    """One browser tab driven over its DevTools websocket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._ids = itertools.count(1)
+
+    async def call(self, method: str, timeout_s: float = 30.0, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result (events that arrive meanwhile are dropped)."""
+        cid = next(self._ids)
+        await self.ws.send_str(json.dumps({"id": cid, "method": method, "params": params}))
+        async with asyncio.timeout(timeout_s):
+            async for msg in self.ws:
+                doc = json.loads(msg.data)
+                if doc.get("id") == cid:
+                    if "error" in doc:
+                        raise AssertionError(f"{method}: {doc['error']}")
+                    return doc.get("result", {})  # type: ignore[no-any-return]
+        raise AssertionError(f"{method}: the browser went away")
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout_s: float = 20.0) -> Any:
+        """Evaluate until the expression is truthy; its value."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                value = await self.evaluate(expression)
+                if value:
+                    return value
+                await asyncio.wait({asyncio.get_running_loop().create_future()}, timeout=0.05)
+
+    async def screenshot(self, path: Path) -> None:
+        data = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
+        path.write_bytes(base64.b64decode(data["data"]))
+
+
+@asynccontextmanager
+async def headless(profile: Path, *, width: int = 1280, height: int = 900) -> AsyncIterator[Page]:
+    """Start Chromium with its own profile directory; yield its first tab; stop it (by its own pid)."""
+    assert CHROMIUM is not None
+    proc = await asyncio.create_subprocess_exec(CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
+                                                f"--window-size={width},{height}", "about:blank",
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        async with asyncio.timeout(30):
+            while b"DevTools listening on " not in (line := await proc.stderr.readline()):
+                if not line:
+                    raise AssertionError("chromium exited before DevTools was up")
+        drain = asyncio.create_task(proc.stderr.read())  # keep the pipe from filling up
+        endpoint = line.decode().split("DevTools listening on ", 1)[1].strip()
+        http = endpoint.replace("ws://", "http://").split("/devtools/")[0]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{http}/json/list") as resp:
+                target = next(t for t in await resp.json() if t["type"] == "page")
+            async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                page = Page(ws)
+                await page.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                                deviceScaleFactor=1, mobile=False)
+                yield page
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        if drain is not None:
+            await drain
