@@ -6,6 +6,8 @@ PREFIX = "ew:"
 
 # contacts: hash per contact, a lexically ordered id set for paging, phone → id, index sets, geo
 CONTACT_PREFIX = f"{PREFIX}contact:"
+#: hash: contact id → what a fan-out needs of it (phone, kind, role, region, channels, lang, active, name)
+CONTACT_ROUTES = f"{PREFIX}contact-routes"
 CONTACT_IDS = f"{PREFIX}contacts:ids"
 CONTACT_PHONES = f"{PREFIX}contacts:phone"
 CONTACT_ACTIVE = f"{PREFIX}idx:contact:active"

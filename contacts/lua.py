@@ -33,7 +33,8 @@ end
 """
 
 # ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 unique value, 5 id, 6 mode, 7 fields JSON,
-#       8 index recipe, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO), 13 index templates JSON
+#       8 index recipe, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO), 13 index templates JSON,
+#       14 routes hash (contacts only; "" or absent for devices and sites): id → what a fan-out needs
 # mode: upsert  - the id is the unique value's owner when there is one, else ARGV[5] (new record)
 #       create  - ARGV[5] is new; refused when the unique value is taken
 #       update  - ARGV[5] must exist; refused when the unique value belongs to another record
@@ -83,6 +84,11 @@ for _, k in ipairs(expand(ARGV[8], templates)) do redis.call('SADD', k, id) end
 if ARGV[9] ~= '' then redis.call('GEOADD', ARGV[9], ARGV[10], ARGV[11], id) end
 redis.call('ZADD', ids, 0, id)
 if uhash ~= '' then redis.call('HSET', uhash, uval, id) end
+if ARGV[14] and ARGV[14] ~= '' then
+  local v = redis.call('HMGET', key, 'phone', 'phone_kind', 'role', 'region', 'channels', 'lang', 'active', 'name')
+  redis.call('HSET', ARGV[14], id, table.concat({id, v[1] or '', v[2] or 'mobile', v[3] or '', v[4] or '', v[5] or '',
+                                                v[6] or 'zh-CN', v[7] or '1', v[8] or ''}, '\31'))
+end
 if isnew then return {'created', id} end
 return {'updated', id}
 """
@@ -99,6 +105,7 @@ if ARGV[3] ~= '' and h[3] and h[3] ~= '' and redis.call('HGET', ARGV[3], h[3]) =
   redis.call('HDEL', ARGV[3], h[3])
 end
 redis.call('ZREM', ARGV[2], ARGV[4])
+if ARGV[6] and ARGV[6] ~= '' then redis.call('HDEL', ARGV[6], ARGV[4]) end
 redis.call('DEL', key)
 return 1
 """

@@ -58,6 +58,21 @@ _CONTACT_INDEX, _DEVICE_INDEX, _SITE_INDEX = (json.dumps(t) for t in (k.CONTACT_
                                                                         k.SITE_INDEX))
 
 
+_CHANNELS: dict[str, tuple[str, ...]] = {}
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    found = _CHANNELS.get(text)
+    if found is None:  # a handful of distinct values: parse each once
+        found = _CHANNELS[text] = tuple(c for c in text.split(",") if c)
+    return found
+
+
+def _route(rec: str) -> ContactRoute:
+    f = rec.split("\x1f")
+    return ContactRoute(f[0], f[1], f[2], f[3], f[4], _channels(f[5]), f[6], f[7] == "1", f[8])
+
+
 def _geo(loc: Location | None, key: str) -> list[str]:
     return [key, repr(loc.lon), repr(loc.lat)] if loc else ["", "", ""]
 
@@ -84,7 +99,7 @@ class RedisRegistry:
         recipe = " ".join([f"R{c.region}", f"L{c.role}", *(f"C{ch}" for ch in c.channels), *(["A"] * c.active)])
         return [k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, c.phone, c.id or self._id("c"), mode,
                 json.dumps(fields, ensure_ascii=False), recipe, *_geo(c.location, k.CONTACT_GEO),
-                now.isoformat(), _CONTACT_INDEX]
+                now.isoformat(), _CONTACT_INDEX, k.CONTACT_ROUTES]
 
     async def upsert_contacts(self, contacts: Sequence[Contact], now: datetime,
                               keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult]:
@@ -117,7 +132,8 @@ class RedisRegistry:
 
     async def delete_contact(self, cid: str) -> bool:
         """Remove a contact and every index entry of it (erasure); False when absent."""
-        return bool(await self._delete(args=[k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, cid, _CONTACT_INDEX]))
+        return bool(await self._delete(args=[k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, cid, _CONTACT_INDEX,
+                                             k.CONTACT_ROUTES]))
 
     async def set_supervisors(self, links: Sequence[tuple[str, str]], now: datetime) -> list[int]:
         """Set supervisor ids: 1 changed, 0 already so, -1 contact gone."""
@@ -148,14 +164,24 @@ class RedisRegistry:
         return out
 
     async def routes(self, ids: Sequence[str]) -> list[ContactRoute]:
-        """How to reach each contact, in the given order, skipping unknown ids (one script call per 5,000)."""
+        """How to reach each contact, in the given order, skipping unknown ids.
+
+        Read from the routes hash every write keeps in step (one HMGET per 5,000); a contact written
+        before that hash existed is read from its own hash instead.
+        """
         out: list[ContactRoute] = []
         for i in range(0, len(ids), 5000):
-            raw = await self._routes(args=[k.CONTACT_PREFIX, *ids[i:i + 5000]])
-            for rec in raw.split("\x1e") if raw else ():
-                cid, phone, kind, role, region, channels, lang, active, name = rec.split("\x1f")
-                out.append(ContactRoute(cid, phone, kind, role, region, tuple(c for c in channels.split(",") if c),
-                                        lang, active == "1", name))
+            chunk = list(ids[i:i + 5000])
+            found = await self.redis.hmget(k.CONTACT_ROUTES, chunk)
+            missing = [cid for cid, rec in zip(chunk, found, strict=True) if rec is None]
+            late = {}
+            if missing:
+                raw = await self._routes(args=[k.CONTACT_PREFIX, *missing])
+                late = {r.split("\x1f", 1)[0]: r for r in raw.split("\x1e")} if raw else {}
+            for cid, rec in zip(chunk, found, strict=True):
+                rec = rec if rec is not None else late.get(cid)
+                if rec is not None:
+                    out.append(_route(rec))
         return out
 
     async def ids_by_phones(self, phones: Sequence[str]) -> list[str | None]:

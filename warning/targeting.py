@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shapely.geometry import Point, Polygon
 from shapely.prepared import prep
@@ -19,9 +19,8 @@ from warning.record import WarningRecord
 FETCH_CHUNK = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """One (recipient, channel kind) pair a delivery is made for."""
+class Recipient(NamedTuple):
+    """One (recipient, channel kind) pair a delivery is made for (a tuple: a county makes 100,000s of them)."""
 
     id: str  #: contact or device id
     kind: str  #: channel kind: sms | voice | escreen | broadcast
