@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -15,22 +20,43 @@ from warning.errors import DeliveryError, Reason
 from warning.redis_server import free_port
 
 
-def _broker_up() -> bool:
+def _listening(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 1883), timeout=0.5):
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
     except OSError:
         return False
 
 
-requires_broker = pytest.mark.skipif(not _broker_up(), reason="no MQTT broker (Mosquitto) on 127.0.0.1:1883")
+@pytest.fixture(scope="module")
+def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A Mosquitto of our own on a spare port (scripts/test.sh installs it); the machine's 1883 otherwise."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if binary is None:
+        if _listening(1883):
+            yield 1883
+            return
+        pytest.skip("no mosquitto binary and no MQTT broker on 127.0.0.1:1883")
+    port = free_port()
+    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("mosquitto did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
-@requires_broker
-async def test_publishes_json_to_each_device_topic() -> None:
-    ch = MqttDeviceChannel(name="screens-mqtt", host="127.0.0.1", public_url="https://warn.example.org",
+async def test_publishes_json_to_each_device_topic(broker_port: int) -> None:
+    ch = MqttDeviceChannel(name="screens-mqtt", host="127.0.0.1", port=broker_port, public_url="https://warn.example.org",
                            topic_prefix="ew-test/", kind="broadcast")
-    async with aiomqtt.Client("127.0.0.1", 1883, timeout=3) as sub:
+    async with aiomqtt.Client("127.0.0.1", broker_port, timeout=3) as sub:
         await sub.subscribe("ew-test/#", qos=1)
         results = await ch.send([Outbound("d1", "village/510722101001", "暴雨红色预警", meta={"level": "red"}),
                                  Outbound("d2", "bad/#", "x")])
