@@ -26,6 +26,7 @@ from warning.channel import (
 )
 from warning.delivery import DeliveryState
 from warning.errors import DeliveryError, Reason
+from warning.sms_text import is_gsm7  # the one GSM-7 table, shared with the message renderer
 
 logger = logging.getLogger(__name__)
 S = DeliveryState
@@ -48,9 +49,7 @@ DLR_TYPES: Mapping[str, DeliveryState] = {
 #: The dlr-url Kannel calls back: our id in `ref`, then Kannel's escape codes (reference/kannel.md).
 DLR_QUERY = "type=%d&from=%p&to=%P&ts=%T&answer=%A&fid=%F&smsc=%i"
 _SMPP_ERR = re.compile(r"\berr:(\w+)")
-# GSM 03.38 default alphabet and its extension table: text made only of these can go as 7-bit.
-_GSM7 = frozenset("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                  "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€")
+
 
 
 def dlr_url(public_url: str, delivery_id: str, *, channel: str, secret: str | None = None) -> str:
@@ -94,10 +93,6 @@ def parse_mo(channel: str, params: Mapping[str, str]) -> InboundMessage | None:
     at = datetime.fromtimestamp(int(ts), UTC) if ts.isdigit() and len(ts) <= 11 else None
     return InboundMessage(channel=channel, sender=sender, to=params.get("to") or "", text=text,
                           provider_ref=params.get("id") or None, at=at)
-
-
-def is_gsm7(text: str) -> bool:
-    return all(c in _GSM7 for c in text)
 
 
 class KannelSmsChannel:

@@ -33,8 +33,6 @@ from warning.warning_store import WarningStore
 from warning.worker import ChannelWorker, WorkerConfig, requeue_retry
 
 logger = logging.getLogger(__name__)
-CHANNEL_KEYS = {"name", "kind", "provider", "rate_per_s", "failover", "failover_after", "max_attempts", "batch",
-                "concurrency", "account"}
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import redis.asyncio as aioredis
 
@@ -155,6 +154,3 @@ class Dispatcher:
 def _recipient_info(r: Recipient) -> dict[str, str]:
     return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else ""}
 
-
-def deadline_of(record: WarningRecord) -> datetime:
-    return record.expires_at

@@ -91,7 +91,6 @@ def queue_key(channel: str, priority: int) -> str:
 
 
 DUE_KEY = PREFIX + "due"  #: ZSET of timers (retries, escalations) scored by due time
-EVENTS_KEY = PREFIX + "events"  #: capped Stream of delivery events for the live dashboard
 
 
 def ratelimit_key(account: str) -> str:

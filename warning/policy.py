@@ -9,7 +9,6 @@ from typing import Any
 from warning.errors import ConfigError
 
 LEVELS = ("blue", "yellow", "orange", "red")
-CHANNEL_KINDS = ("sms", "voice", "escreen", "broadcast")
 PERSON_KINDS = ("sms", "voice")
 AREA_KINDS = ("escreen", "broadcast")
 #: what an escalation step does when a person has not acknowledged in time

@@ -38,7 +38,6 @@ class RateLimiter:
         self.redis: Any = redis
         self.clock = clock
         self._take = redis.register_script(_TAKE)
-        self.waits_s = 0.0  #: total time spent waiting, for /metrics
 
     async def wait_s(self, account: str, n: int, *, max_per_s: float, burst: float | None = None) -> float:
         """Take `n` tokens now, or say how long to wait for them (nothing is taken then)."""
@@ -55,7 +54,6 @@ class RateLimiter:
         while (wait := await self.wait_s(account, n, max_per_s=max_per_s, burst=burst)) > 0:
             await self.clock.sleep(wait)
             waited += wait
-        self.waits_s += waited
         return waited
 
     async def slow_down(self, account: str, seconds: float) -> None:
