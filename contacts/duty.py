@@ -86,15 +86,19 @@ def _date(raw: str) -> date:
     text = raw.strip().replace("/", "-").replace(".", "-")
     text = text.split(" ")[0].split("T")[0]
     parts = text.split("-")
+    problem = f"日期无效 invalid date: {raw[:20]!r} (YYYY-MM-DD)"
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"日期无效 invalid date: {raw[:20]!r} (YYYY-MM-DD)")
-    return date(int(parts[0]), int(parts[1]), int(parts[2]))
+        raise ValueError(problem)
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:  # 2026-02-30: Python's own message is not for a clerk
+        raise ValueError(problem) from None
 
 
 def _time(raw: str, what: str) -> time:
     text = raw.strip().replace("：", ":")
     m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::\d{2})?", text)
-    if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59:
+    if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59 or (int(m.group(1)) == 24 and int(m.group(2))):
         raise ValueError(f"{what}无效 invalid {'start' if what == '开始时间' else 'end'} time: {raw[:20]!r} (HH:MM)")
     hour = int(m.group(1))
     return time(0, int(m.group(2))) if hour == 24 else time(hour, int(m.group(2)))
@@ -112,9 +116,11 @@ def parse_entry(cells: dict[str, str], default_phone_region: str = "CN") -> Duty
         raise ValueError("需要电话或联系人编号 phone or contact_id is required")
     if phone:
         try:
-            phone, _ = normalize_e164(phone, default_phone_region)
+            phone, kind = normalize_e164(phone, default_phone_region)
         except InvalidPhoneNumber as exc:
             raise ValueError(str(exc)) from None
+        if kind != "mobile":  # escalation notices to the duty officer go by SMS
+            raise ValueError("值班电话须为手机号码（通知以短信发送） the duty phone must be a mobile (notices go by SMS)")
     return DutyEntry(region, day, start, end, phone, cid, cells.get("name", "").strip()[:40])
 
 
@@ -140,14 +146,21 @@ def read_roster(stream: IO[bytes], fmt: str, default_phone_region: str = "CN"
     if missing or ("phone" not in cols and "contact_id" not in cols):
         raise FileProblem(f"缺少列 missing columns: {', '.join(missing or ['phone|contact_id'])}")
     good, bad = [], []
+    seen: dict[tuple[str, date, str], int] = {}
     for n, row in enumerate(rows, start=2):
         if not any(c.strip() for c in row):
             continue
         cells = {k: (row[i] if i < len(row) else "") for k, i in cols.items()}
         try:
-            good.append((n, parse_entry(cells, default_phone_region)))
+            entry = parse_entry(cells, default_phone_region)
         except ValueError as exc:
             bad.append({"row": n, "error": str(exc)})
+            continue
+        earlier = seen.setdefault((entry.region, entry.day, entry.shift_id), n)
+        if earlier != n:
+            bad.append({"row": n, "error": f"与第 {earlier} 行重复 repeats row {earlier}"})
+        else:
+            good.append((n, entry))
     return good, bad
 
 

@@ -144,12 +144,16 @@ async def post_duty(request: web.Request) -> web.Response:
     data = await request.read()
     if not data.strip():
         raise BadRequest("empty body", "send the roster as CSV or XLSX")
-    fmt = sniff_format(data[:8], "", request.content_type)
     region = str(request.app[settings_key].section("registry").get("default_phone_region", "CN"))
     try:
+        fmt = sniff_format(data[:8], "", request.content_type)
         good, bad = read_roster(io.BytesIO(data), fmt, region)
     except FileProblem as exc:
         raise BadRequest("invalid file", str(exc)) from None
+    ref = request.app.get(reference_key)
+    if ref is not None and len(ref.regions):
+        bad += [{"row": n, "error": f"区划代码不在区划表中 region code not in the region tree: {e.region}"}
+                for n, e in good if e.region not in ref.regions]
     ids = sorted({e.contact_id for _, e in good if e.contact_id})
     known = {c.id for c in await request.app[registry_key].get_many(ids)} if ids else set()
     bad += [{"row": n, "error": f"联系人不存在 unknown contact: {e.contact_id}"} for n, e in good
