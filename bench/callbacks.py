@@ -1,26 +1,37 @@
 """Status callbacks ingested per second through the real app on loopback, as a ratio to a parse-only aiohttp handler.
 
-    python bench/callbacks.py [--messages 5000] [--concurrency 128] [--clients 2]
+    python bench/callbacks.py [--messages 3000] [--concurrency 128] [--clients 2] [--runs 3] [--profile app.prof]
 
-Both servers run in this process on 127.0.0.1, one after the other; the load comes from client
-processes posting Twilio-signed form callbacks (two statuses per message) over keep-alive connections.
-The real app checks each signature, parses the form and applies the receipt to Redis (a private
-redis-server started here); the baseline only parses the form and answers 204.
+Both servers run in this process on 127.0.0.1, one after the other, in alternating order from run to
+run; the load comes from client processes built the same way for both: each connects, posts its share
+of warm-up callbacks (not timed), waits for the others, then posts its share of the timed ones over
+keep-alive connections. Every run posts the same Twilio-signed callbacks (sent, then delivered a
+little later, for each message, in shuffled message order) to both servers. The real app checks each
+signature, parses the form and applies the receipt to Redis (a private redis-server started here);
+the baseline only parses the form and answers 204. CPU seconds per thousand callbacks are reported
+for this process, redis-server and the client processes, to show where a 2-core machine spends them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import multiprocessing as mp
+import random
+import resource
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
@@ -33,73 +44,110 @@ from warning.web.app import create_app
 from warning.web.keys import Deps, services_key
 
 TOKEN = "bench-twilio-auth-token-0123456789"
-WID = "wbench"
+#: a message's delivered callback follows its sent callback this many callbacks later
+LAG = 100
+Call = tuple[str, bytes, str]
 
 
-def _client(port: int, calls: list[tuple[str, bytes, str]], concurrency: int, out: Any) -> None:
+@dataclass
+class Load:
+    """One timed load phase: seconds, non-2xx answers, client CPU seconds."""
+
+    seconds: float
+    bad: int
+    client_cpu: float
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _client(port: int, warm: list[Call], calls: list[Call], concurrency: int, barrier: Any, out: Any) -> None:
+    async def post_all(session: aiohttp.ClientSession, share: list[Call]) -> int:
+        queue = list(reversed(share))
+        bad = 0
+
+        async def worker() -> None:
+            nonlocal bad
+            while queue:
+                path, body, sig = queue.pop()
+                async with session.post(f"http://127.0.0.1:{port}{path}", data=body, headers={
+                        "X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"}) as r:
+                    await r.read()
+                    bad += r.status >= 300
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return bad
+
     async def run() -> None:
         conn = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=conn) as session:
-            queue = list(reversed(calls))
-            bad = 0
-
-            async def worker() -> None:
-                nonlocal bad
-                while queue:
-                    path, body, sig = queue.pop()
-                    async with session.post(f"http://127.0.0.1:{port}{path}", data=body, headers={
-                            "X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"}) as r:
-                        await r.read()
-                        bad += r.status >= 300
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            out.put(bad)
+            await post_all(session, warm)
+            await asyncio.to_thread(barrier.wait)  # every client warm, connections open: the clock starts
+            cpu = _cpu()
+            bad = await post_all(session, calls)
+            out.put((time.perf_counter(), bad, _cpu() - cpu))
 
     asyncio.run(run())
 
 
-def load(port: int, calls: list[tuple[str, bytes, str]], clients: int, concurrency: int) -> tuple[float, int]:
-    """Post every call from `clients` processes; (seconds, failed answers)."""
+def load(port: int, warm: list[Call], calls: list[Call], clients: int, concurrency: int) -> Load:
+    """Post every call from `clients` processes after a warm-up; time from all ready to the last answer."""
     ctx = mp.get_context("fork")
     out: Any = ctx.Queue()
-    shares = [calls[i::clients] for i in range(clients)]
-    procs = [ctx.Process(target=_client, args=(port, s, concurrency // clients, out)) for s in shares]
-    started = time.perf_counter()
+    barrier: Any = ctx.Barrier(clients + 1)
+    procs = [ctx.Process(target=_client, args=(port, warm[i::clients], calls[i::clients], concurrency // clients,
+                                               barrier, out)) for i in range(clients)]
     for p in procs:
         p.start()
-    bad = sum(out.get() for _ in procs)
+    barrier.wait()
+    started = time.perf_counter()
+    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    return time.perf_counter() - started, bad
+    return Load(max(r[0] for r in results) - started, sum(r[1] for r in results), sum(r[2] for r in results))
 
 
-def callbacks(n: int, port: int) -> tuple[list[tuple[str, bytes, str]], list[tuple[str, str]]]:
-    """Signed callbacks (sent, delivered) for n messages, and (delivery id, provider sid) pairs."""
+def callbacks(wid: str, n: int, port: int, seed: int) -> tuple[list[Call], list[tuple[str, str]]]:
+    """Signed callbacks (sent, then delivered LAG callbacks later) for n messages, and (delivery id, sid) pairs."""
     validator = RequestValidator(TOKEN)
-    out, pairs = [], []
-    for i in range(n):
-        did, sid = f"d{i:08d}", f"SM{i:032x}"
-        pairs.append((did, sid))
+    pairs = [(f"{wid}d{i:07d}", f"SM{wid}{i:028x}") for i in range(n)]
+    random.Random(seed).shuffle(pairs)
+
+    def call(did: str, sid: str, status: str) -> Call:
         path = f"/hooks/twilio/status?{urlencode({'c': 'sms', 'd': did})}"
-        for status in ("sent", "delivered"):
-            form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-                    "To": "+8613800000000", "From": "+15005550006", "AccountSid": "AC" + "0" * 32,
-                    "ApiVersion": "2010-04-01"}
-            sig = validator.compute_signature(f"http://127.0.0.1:{port}{path}", form)
-            out.append((path, urlencode(form).encode(), sig))
-    return sorted(out, key=lambda c: c[1][-12:]), pairs  # interleave messages, keep each one's order loose
+        form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                "To": "+8613800000000", "From": "+15005550006", "AccountSid": "AC" + "0" * 32,
+                "ApiVersion": "2010-04-01"}
+        return path, urlencode(form).encode(), validator.compute_signature(f"http://127.0.0.1:{port}{path}", form)
+
+    out: list[Call] = []
+    for i in range(n + LAG):
+        if i < n:
+            out.append(call(*pairs[i], "sent"))
+        if i >= LAG:
+            out.append(call(*pairs[i - LAG], "delivered"))
+    return out, pairs
 
 
-async def seed(app: web.Application, pairs: list[tuple[str, str]]) -> None:
+async def seed(app: web.Application, wid: str, pairs: list[tuple[str, str]]) -> None:
+    """Deliveries a provider accepted (created, then moved PENDING → ACCEPTED as a worker would) and their ids."""
     services = app[services_key]
-    rows = [Row(Delivery(id=did, warning_id=WID, version=1, recipient_id=f"c{did}", channel="sms", kind="sms",
-                         address="+8613800000000", state=DeliveryState.ACCEPTED, provider_ref=sid),
-                region="510722100001", role="village_monitor") for did, sid in pairs]
+    now = datetime.now(UTC)
+    rows = [Row(Delivery(id=did, warning_id=wid, version=1, recipient_id=f"c{did}", channel="sms", kind="sms",
+                         address="+8613800000000"), region="510722100001", role="village_monitor")
+            for did, _ in pairs]
     for i in range(0, len(rows), 1000):
-        await services.deliveries.create_many(WID, rows[i:i + 1000], {})
+        chunk = rows[i:i + 1000]
+        await services.deliveries.create_many(wid, chunk, {})
+        changes = [services.deliveries.change(r, DeliveryState.ACCEPTED, now, provider_ref=sid)
+                   for r, (_, sid) in zip(chunk, pairs[i:i + 1000], strict=True)]
+        ok = await services.deliveries.commit(wid, [c for c in changes if c is not None])
+        assert all(ok) and len(ok) == len(chunk), "seeding failed"
     async with services.redis.pipeline(transaction=False) as pipe:
         for did, sid in pairs:
-            pipe.set(keys.ref_key("sms", sid), f"{WID}:{did}")
+            pipe.set(keys.ref_key("sms", sid), f"{wid}:{did}")
         await pipe.execute()
 
 
@@ -115,43 +163,97 @@ async def bare_handler(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def redis_cpu(url: str) -> float:
+    client = aioredis.Redis.from_url(url)
+    try:
+        info = await client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        await client.aclose()
+
+
+async def run_app(args: argparse.Namespace, url: str, port: int, run: int, warm: list[Call], calls: list[Call],
+                  pairs: tuple[list[tuple[str, str]], list[tuple[str, str]]], prof: cProfile.Profile | None
+                  ) -> tuple[Load, float, float, bool]:
+    """One timed phase through the real app: (load, our CPU s, redis CPU s, delivered exact)."""
+    settings = load_settings(None, env={}, overrides={
+        "server": {"public_url": f"http://127.0.0.1:{port}", "log_format": "text", "log_level": "WARNING"},
+        "channels": [{"name": "sms", "kind": "sms", "provider": "twilio", "account_sid": "AC" + "0" * 32,
+                      "auth_token": TOKEN, "from": "+15005550006", "api_base": "http://127.0.0.1:9"}]})
+    app = create_app(settings, deps=Deps(redis_url=url, extra={"background": False}))
+    runner = await serve(app, port)
+    try:
+        await seed(app, f"w{run}", pairs[0])
+        await seed(app, f"x{run}", pairs[1])
+        cpu, rcpu = _cpu(), await redis_cpu(url)
+        if prof:
+            prof.enable()
+        result = await asyncio.to_thread(load, port, warm, calls, args.clients, args.concurrency)
+        if prof:
+            prof.disable()
+        cpu, rcpu = _cpu() - cpu, await redis_cpu(url) - rcpu
+        counts = await app[services_key].deliveries.counts(f"w{run}")
+    finally:
+        await runner.cleanup()
+    return result, cpu, rcpu, counts.get("delivered") == args.messages and counts.get("sent") == args.messages
+
+
+async def run_bare(args: argparse.Namespace, port: int, warm: list[Call], calls: list[Call]) -> tuple[Load, float]:
+    bare = web.Application()
+    bare.router.add_post("/hooks/twilio/status", bare_handler)
+    runner = await serve(bare, port)
+    try:
+        cpu = _cpu()
+        result = await asyncio.to_thread(load, port, warm, calls, args.clients, args.concurrency)
+        return result, _cpu() - cpu
+    finally:
+        await runner.cleanup()
+
+
 async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     port = free_port()
-    calls, pairs = callbacks(args.messages, port)
+    prof = cProfile.Profile() if args.profile else None
+    ratios, app_rates, bare_rates = [], [], []
+    print(f"{args.messages} messages × (sent, delivered) a run, {args.warmup} warm-up messages, {args.clients} "
+          f"client processes, {args.concurrency} connections; CPU s per 1000 callbacks: ours / redis / clients")
     with tempfile.TemporaryDirectory() as tmp:
         redis = PrivateRedis(Path(tmp), port=free_port(), appendonly=False)
         redis.start()
         try:
-            settings = load_settings(None, env={}, overrides={
-                "server": {"public_url": f"http://127.0.0.1:{port}", "log_format": "text", "log_level": "WARNING"},
-                "channels": [{"name": "sms", "kind": "sms", "provider": "twilio", "account_sid": "AC" + "0" * 32,
-                              "auth_token": TOKEN, "from": "+15005550006", "api_base": "http://127.0.0.1:9"}]})
-            app = create_app(settings, deps=Deps(redis_url=redis.url, extra={"background": False}))
-            runner = await serve(app, port)
-            await seed(app, pairs)
-            real_s, real_bad = await asyncio.to_thread(load, port, calls, args.clients, args.concurrency)
-            counts = await app[services_key].deliveries.counts(WID)
-            await runner.cleanup()
-            bare = web.Application()
-            bare.router.add_post("/hooks/twilio/status", bare_handler)
-            runner = await serve(bare, port)
-            bare_s, bare_bad = await asyncio.to_thread(load, port, calls, args.clients, args.concurrency)
-            await runner.cleanup()
+            for run in range(args.runs):
+                calls, timed = callbacks(f"w{run}", args.messages, port, run)
+                warm, spare = callbacks(f"x{run}", args.warmup, port, run)
+                n = len(calls) / 1000
+                phases = ["app", "bare"] if run % 2 == 0 else ["bare", "app"]
+                for phase in phases:
+                    if phase == "app":
+                        a, cpu, rcpu, exact = await run_app(args, redis.url, port, run, warm, calls, (timed, spare),
+                                                            prof)
+                        print(f"run {run + 1} app : {len(calls) / a.seconds:7.0f}/s  ({a.bad} non-2xx, delivered "
+                              f"exact: {exact})  cpu {cpu / n:.2f} / {rcpu / n:.2f} / {a.client_cpu / n:.2f}")
+                    else:
+                        b, bcpu = await run_bare(args, port, warm, calls)
+                        print(f"run {run + 1} bare: {len(calls) / b.seconds:7.0f}/s  ({b.bad} non-2xx)"
+                              f"{'':28}cpu {bcpu / n:.2f} / 0 / {b.client_cpu / n:.2f}")
+                app_rates.append(len(calls) / a.seconds)
+                bare_rates.append(len(calls) / b.seconds)
+                ratios.append(b.seconds / a.seconds)
         finally:
             redis.stop()
-    n = len(calls)
-    print(f"callbacks: {n} ({args.messages} messages × sent, delivered), {args.clients} client processes, "
-          f"{args.concurrency} connections")
-    print(f"app (signature + parse + Redis): {n / real_s:8.0f}/s  ({real_bad} non-2xx)")
-    print(f"parse-only aiohttp handler:     {n / bare_s:8.0f}/s  ({bare_bad} non-2xx)")
-    print(f"ratio: {bare_s / real_s:.2f}×")
-    print(f"delivered counter: {counts.get('delivered', 0)} of {args.messages} (exact: {counts.get('delivered') == args.messages})")
+    print(f"median: app {statistics.median(app_rates):.0f}/s, parse-only {statistics.median(bare_rates):.0f}/s, "
+          f"ratio {statistics.median(ratios):.2f}× (runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    if prof:
+        prof.dump_stats(args.profile)
+        print(f"profile of the app phases written to {args.profile}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300, help="messages posted before the clock starts")
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", help="write a cProfile of this process during the app phases here")
     asyncio.run(main(parser.parse_args()))
