@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import phonenumbers
 
 from channels.base import classify_status, map_errors, parse_retry_after, redact
 from warning.errors import DeliveryError, Reason
@@ -132,18 +133,33 @@ class TwilioApi:
                 body = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
         if status >= 300:
-            raise self._clean(error_from_response(status, body, retry_after))
+            to = dict(form).get("To", "")
+            raise self._clean(error_from_response(status, body, retry_after), to)
         try:
             parsed = json.loads(body)
             return TwilioResource(sid=str(parsed["sid"]), status=str(parsed.get("status") or ""), raw=parsed)
         except (ValueError, KeyError, TypeError):
             raise DeliveryError(Reason.OTHER, False, f"{what}: unreadable answer (HTTP {status})") from None
 
-    def _clean(self, err: DeliveryError) -> DeliveryError:
-        detail = redact(err.detail, self._auth_token, self._account_sid)
+    def _clean(self, err: DeliveryError, to: str = "") -> DeliveryError:
+        """The error without our credentials, nor the number (Twilio's 21211 message quotes it; details are shown
+        on the dashboard and logged)."""
+        detail = redact(err.detail, self._auth_token, self._account_sid, *number_forms(to))
         if detail == err.detail:
             return err
         return DeliveryError(err.reason, err.retryable, detail, err.retry_after_s)
+
+
+def number_forms(e164: str) -> list[str]:
+    """The ways a provider may quote a number in a message, longest first: +8613800138000, 86…, 138…."""
+    if not e164:
+        return []
+    forms = [e164, e164.lstrip("+")]
+    try:
+        forms.append(phonenumbers.national_significant_number(phonenumbers.parse(e164, None)))
+    except phonenumbers.NumberParseException:
+        pass
+    return [f for f in forms if len(f) >= 6]
 
 
 def hook_url(public_url: str, path: str, *, channel: str, delivery_id: str) -> str:
