@@ -22,6 +22,7 @@ from warning.channel import InboundMessage
 from warning.clock import Clock
 from warning.delivery import ALLOWED, QUEUED, DeliveryState
 from warning.delivery_store import Change, DeliveryStore, Row, region_fields
+from warning.logs import redact
 from warning.record import LIVE_STATES, WarningRecord
 from warning.warning_store import REPLY_ALPHABET, REPLY_CODE_LEN, WarningStore
 
@@ -209,8 +210,9 @@ class ReplyService:
                  "channel": channel, "text": text.strip()[:MAX_REPORT_CHARS]}
         await self.redis.xadd(keys.reports_key(record.id), entry, maxlen=REPORT_MAXLEN,
                               approximate=True)
-        await self.audit.record(record.id, "reply", contact_id, ack=False, report=json.dumps(entry["text"][:80],
-                                                                                              ensure_ascii=False))
+        # the audit log is read by viewers: the report's whole text (a phone number it quotes) stays in the stream
+        await self.audit.record(record.id, "reply", contact_id, ack=False,
+                                report=json.dumps(redact(entry["text"][:80]), ensure_ascii=False))
 
     async def _warning_of(self, text: str, contact_id: str) -> tuple[WarningRecord | None, str]:
         """By the reply code in the text, else the most recent live warning sent to this person."""

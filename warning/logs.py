@@ -15,8 +15,9 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 # Digit runs that look like phone numbers (E.164, 0086-prefixed, bare mainland mobiles, landlines
 # with area codes): keep the first 3 and the last 4 digits, mask the middle. Bare 6/9/12-digit
-# administrative division codes are left alone.
-_PHONE_RE = re.compile(r"(?<!\w)(\+?\d[\d\- ]{8,17}\d)(?!\w)")
+# administrative division codes are left alone. The boundaries are ASCII: a number written right after
+# Chinese text (联系13800138000) is masked too, one inside an identifier (c13800138000x) is not.
+_PHONE_RE = re.compile(r"(?<![0-9A-Za-z_])(\+?\d[\d\- ]{8,17}\d)(?![0-9A-Za-z_])")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 _SECRET_KV_RE = re.compile(r"(?i)((?:token|password|passwd|auth_token|secret|signature)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,]+")
 _secrets: set[str] = set()

@@ -62,6 +62,7 @@ CONTACTS_CSV = "\r\n".join([
     f"坏区划,{PHONES['no_region']},cadre,5107,短信,",  # 12: bad region
     f",{PHONES['no_name']},cadre,{VILLAGE_A},短信,",  # 13: no name
 ])
+REPORT = f"村口桥面被冲毁，请联系{PHONES['zhang2']}"  # a field report quoting a number
 ROSTER = ("region,date,start,end,phone,name\r\n"
           f"{TONGCHUAN},2026-07-01,08:00,20:00,{PHONES['township']},镇值班\r\n"
           f"510722,2026-07-01,00:00,00:00,+86{PHONES['county']},县值班\r\n")
@@ -206,7 +207,7 @@ async def run_flow(rig: Rig, screens: Any) -> tuple[str, Viewer]:
     busy = [(u, p) for u, p in status_callbacks(fake, ["busy"], kind="Calls") if p["To"] == calls[-1].to]
     assert (await post_signed(rig, *busy[0])).status == 204
     # replies: known (a confirmation, a field report), strangers by Twilio and by Kannel in 0086 form
-    for phone, text in ((PHONES["zhang1"], "收到"), (PHONES["zhang2"], "村口桥面被冲毁，已设置警示"),
+    for phone, text in ((PHONES["zhang1"], "收到"), (PHONES["zhang2"], REPORT),
                         (PHONES["stranger"], "1")):
         resp = await post_signed(rig, f"{BASE}/hooks/twilio/sms", inbound_sms_params("+86" + phone, text))
         assert resp.status == 200
@@ -234,6 +235,8 @@ async def run_flow(rig: Rig, screens: Any) -> tuple[str, Viewer]:
         resp = await client.post("/hooks/devices/ack", json={"delivery_id": screen.id, "status": "displayed"},
                                  headers={"Authorization": f"Bearer {token}"})
         assert resp.status == status
+    issuer_reports = await (await client.get(f"/api/v1/warnings/{wid}/reports", headers=auth("issuer"))).json()
+    assert [i["text"] for i in issuer_reports["items"]] == [REPORT]
     # what a viewer reads, and the mistakes a viewer makes
     viewer = Viewer(rig)
     contact_id = (await (await client.get("/api/v1/contacts?limit=1", headers=auth("admin"))).json())["items"][0]["id"]

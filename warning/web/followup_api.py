@@ -17,6 +17,7 @@ from contacts.tabular import FileProblem, sniff_format
 from warning import keys
 from warning.delivery_store import NOTICE, Row
 from warning.errors import BadRequest
+from warning.logs import redact
 from warning.web.keys import reference_key, registry_key, services_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
@@ -102,14 +103,17 @@ async def get_unreached(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/v1/warnings/{id}/reports", summary="Field reports (回执内容): replies that were not confirmations",
-            roles=READERS, params=[WID], responses=error_responses(404))
+            roles=READERS, params=[WID], description="Viewers see phone numbers in the text masked.",
+            responses=error_responses(404))
 async def get_reports(request: web.Request) -> web.Response:
     services = request.app[services_key]
     record = await services.lifecycle.get(request.match_info["id"])
     redis: Any = services.redis  # decode_responses=True: the replies are str
     raw = await redis.xrange(keys.reports_key(record.id), "-", "+", count=1000)
+    shown = redact if principal(request).role == "viewer" else str  # a report may quote a phone number
     items = [{"id": rid, "at": f.get("at"), "contact": f.get("contact"), "name": f.get("name"),
-              "region": f.get("region"), "channel": f.get("channel"), "text": f.get("text")} for rid, f in raw]
+              "region": f.get("region"), "channel": f.get("channel"), "text": shown(f.get("text") or "")}
+             for rid, f in raw]
     return web.json_response({"items": items}, dumps=_dumps)
 
 
