@@ -91,3 +91,20 @@ async def test_list_marks_drills_and_shows_coverage(world: World) -> None:
     assert nums == ["7", "7", "4", "2"]  # targeted, sent, delivered, acked
     assert 'class="acked" style="width:29%"' in rows[live["id"]]  # 2 of 7
     assert "蓝色" in rows[live["id"]] and "生效中" in rows[live["id"]]
+
+
+async def test_field_reports_mask_phones_for_viewers(world: World) -> None:
+    from warning.channel import InboundMessage
+
+    w = await fan_out(world)
+    report = "桥被冲断了，请联系13912345678"
+    await world.services.replies.handle(InboundMessage(channel="sms", sender="+8613800000003", to="10086",
+                                                       text=report))
+    await login(world.client, "viewer")
+    html = await (await world.client.get(f"/dashboard/warnings/{w['id']}")).text()
+    assert "桥被冲断了" in html and "13912345678" not in html and "139****5678" in html
+    await world.client.post("/logout", data={})
+    world.client.session.cookie_jar.clear()
+    await login(world.client, "issuer")
+    html = await (await world.client.get(f"/dashboard/warnings/{w['id']}")).text()
+    assert "13912345678" in html

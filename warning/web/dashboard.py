@@ -19,7 +19,7 @@ from aiohttp import web
 from warning import keys
 from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
-from warning.logs import register_secret
+from warning.logs import redact, register_secret
 from warning.web import delivery_api, followup_api, warnings_api
 from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
 from warning.web.dashboard_session import (
@@ -243,7 +243,9 @@ async def warning_page(request: web.Request) -> web.Response:
     reference = request.app.get(reference_key)
     people = await followup_api.unreached(request)
     redis: Any = services.redis
-    reports = [f for _, f in await redis.xrevrange(keys.reports_key(record.id), count=100)]
+    shown = redact if request[principal_key].role == "viewer" else str  # a report may quote a phone number
+    reports = [{**f, "text": shown(f.get("text") or "")}
+               for _, f in await redis.xrevrange(keys.reports_key(record.id), count=100)]
     names = {r.code: r.name for r in reference.regions} if reference is not None else {}
 
     def role_zh(key: str) -> str:
