@@ -38,17 +38,39 @@ VOICE_RETRIES = 2
 VOICE_RETRY_S = 120.0
 MAX_BATCH = 2000
 
-# KEYS: ref by provider id, ref by our delivery id, held list.  ARGV: receipt json, ttl.
+# KEYS: each receipt's refs in pairs (by provider id, by our delivery id).  ARGV: the delivery key's text
+# before the warning id, between it and the delivery id, after it (keys.delivery_key's form).
+# Per pair: false when neither ref is recorded, else {ref '<warning id>:<delivery id>', its hash flat}.
+_LOCATE = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local ref = redis.call('GET', KEYS[i]) or redis.call('GET', KEYS[i + 1])
+  if ref then
+    local sep = string.find(ref, ':', 1, true)
+    local key = ARGV[1] .. string.sub(ref, 1, sep - 1) .. ARGV[2] .. string.sub(ref, sep + 1) .. ARGV[3]
+    out[#out + 1] = {ref, redis.call('HGETALL', key)}
+  else
+    out[#out + 1] = false
+  end
+end
+return out
+"""
+# KEYS: triples (ref by provider id, ref by our delivery id, held list).  ARGV: ttl, then one receipt json a triple.
 # Atomic against the worker's SET of the ref: either the ref is seen here, or the receipt is held
-# before the worker's on_accepted hook drains the list.
+# before the worker's on_accepted hook drains the list.  Per triple: the ref, or false when held.
 _HOLD = """
-local ref = redis.call('GET', KEYS[1])
-if ref then return ref end
-ref = redis.call('GET', KEYS[2])
-if ref then return ref end
-redis.call('RPUSH', KEYS[3], ARGV[1])
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
-return false
+local out = {}
+for i = 1, #KEYS, 3 do
+  local ref = redis.call('GET', KEYS[i]) or redis.call('GET', KEYS[i + 1])
+  if ref then
+    out[#out + 1] = ref
+  else
+    redis.call('RPUSH', KEYS[i + 2], ARGV[(i + 2) / 3 + 1])
+    redis.call('EXPIRE', KEYS[i + 2], tonumber(ARGV[1]))
+    out[#out + 1] = false
+  end
+end
+return out
 """
 # KEYS: delivery hashes.  Their fields, flat, in order (empty for a missing one).
 _READ = """
@@ -109,6 +131,9 @@ class ReceiptService:
         self._hold = redis.register_script(_HOLD)
         self._take = redis.register_script(_TAKE)
         self._read = redis.register_script(_READ)
+        self._locate = redis.register_script(_LOCATE)
+        before, _, rest = keys.delivery_key("\x00", "\x01").partition("\x00")
+        self._key_parts = [before, *rest.split("\x01")]
         self._queue: list[tuple[ReceiptEvent, asyncio.Future[str]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -143,21 +168,46 @@ class ReceiptService:
         found = await self.redis.mget(names) if names else []
         return [found[2 * i] or found[2 * i + 1] for i in range(len(events))]
 
-    async def apply(self, events: Sequence[ReceiptEvent]) -> list[str]:
-        """Apply receipts in order; outcomes: applied, stale, held, ignored."""
-        refs = await self.locate(events)
-        out = ["stale"] * len(events)
+    async def _find(self, events: Sequence[ReceiptEvent]) -> tuple[list[str | None], dict[tuple[str, str], Row]]:
+        """Each receipt's '<warning id>:<delivery id>' and the deliveries found, in one script call."""
+        pairs: dict[tuple[str, str], int] = {}
+        slots = [pairs.setdefault(_refs(ev), len(pairs)) if ev.provider_ref or ev.delivery_id else -1 for ev in events]
+        found = await self._locate(keys=[k for pair in pairs for k in pair], args=self._key_parts) if pairs else []
+        rows: dict[tuple[str, str], Row] = {}
+        for item in found:
+            if item and item[1]:
+                wid, _, did = item[0].partition(":")
+                h = item[1]
+                rows[(wid, did)] = Row.from_fields(dict(zip(h[::2], h[1::2], strict=True)))
+        return [found[j][0] if j >= 0 and found[j] else None for j in slots], rows
+
+    async def _hold_unknown(self, events: Sequence[ReceiptEvent], refs: list[str | None], out: list[str]) -> None:
+        """Hold the receipts whose provider id is not recorded yet, all in one script call (see _HOLD)."""
+        todo: list[int] = []
         for i, ref in enumerate(refs):
             if ref is None:
-                ev = events[i]
-                if not (ev.provider_ref or ev.delivery_id):
+                if events[i].provider_ref or events[i].delivery_id:
+                    todo.append(i)
+                else:
                     out[i] = "ignored"
-                    continue
-                first, second = _refs(ev)
-                held = keys.held_receipts_key(ev.channel, ev.provider_ref or ev.delivery_id or "")
-                refs[i] = await self._hold(keys=[first, second, held], args=[encode(ev), self.held_ttl_s])
-                if refs[i] is None:
-                    out[i] = "held"
+        if not todo:
+            return
+        names: list[str] = []
+        for i in todo:
+            ev = events[i]
+            names += [*_refs(ev), keys.held_receipts_key(ev.channel, ev.provider_ref or ev.delivery_id or "")]
+        found = await self._hold(keys=names, args=[self.held_ttl_s, *(encode(events[i]) for i in todo)])
+        for i, ref in zip(todo, found, strict=True):
+            refs[i] = ref or None
+            if not ref:
+                out[i] = "held"
+
+    async def apply(self, events: Sequence[ReceiptEvent]) -> list[str]:
+        """Apply receipts in order; outcomes: applied, stale, held, ignored."""
+        refs, rows = await self._find(events)
+        out = ["stale"] * len(events)
+        if None in refs:
+            await self._hold_unknown(events, refs, out)
         work: dict[tuple[str, str], list[int]] = {}
         for i, ref in enumerate(refs):
             if ref:
@@ -165,20 +215,26 @@ class ReceiptService:
                 work.setdefault((wid, did), []).append(i)
         if work:
             batch = _Batch(self.clock.now())
-            await self._settle(work, events, out, batch)
+            await self._settle(work, rows, events, out, batch)
             await self._after(batch)
         return out
 
-    async def _settle(self, work: dict[tuple[str, str], list[int]], events: Sequence[ReceiptEvent], out: list[str],
-                      batch: _Batch) -> None:
+    async def _records(self, batch: _Batch, wids: set[str]) -> None:
+        """Read the warnings a decision needs (voice retries, fallbacks, acknowledgments) once a batch."""
+        for wid in wids - batch.records.keys():
+            batch.records[wid] = await self.warnings.get(wid)
+
+    async def _settle(self, work: dict[tuple[str, str], list[int]], rows: dict[tuple[str, str], Row],
+                      events: Sequence[ReceiptEvent], out: list[str], batch: _Batch) -> None:
         pending = dict(work)
         for _ in range(8):
             if not pending:
                 return
-            for wid in {w for w, _ in pending}:
-                if wid not in batch.records:
-                    batch.records[wid] = await self.warnings.get(wid)
-            rows = await self._rows(list(pending))
+            await self._records(batch, {w for (w, _), idx in pending.items()
+                                        if any(events[i].state is S.FAILED and events[i].retryable for i in idx)})
+            missing = [key for key in pending if key not in rows]
+            if missing:
+                rows.update(await self._rows(missing))
             plans: dict[str, list[tuple[tuple[str, str], list[Change]]]] = {}
             for key, idx in pending.items():
                 row = rows.get(key)
@@ -187,7 +243,7 @@ class ReceiptService:
                 chain = await self._chain(row, [events[i] for i in idx], idx, out, batch)
                 if chain:
                     plans.setdefault(key[0], []).append((key, chain))
-            pending = {}
+            pending, rows = {}, {}
             results = await asyncio.gather(*(self.store.commit(wid, [c for _, ch in items for c in ch])
                                               for wid, items in plans.items()))
             for (wid, items), ok in zip(plans.items(), results, strict=True):
@@ -279,6 +335,7 @@ class ReceiptService:
     # ---- what follows a receipt ------------------------------------------------------------
     async def _after(self, batch: _Batch) -> None:
         await self.due.push_many(batch.retries)
+        await self._records(batch, {r.delivery.warning_id for r in (*batch.acked, *batch.failed_sms)})
         for row in batch.acked:  # stop the call about to be placed, the next escalation wave
             record = batch.records.get(row.delivery.warning_id)
             if record is not None:

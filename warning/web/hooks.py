@@ -10,7 +10,7 @@ import hmac
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -58,7 +58,7 @@ def twilio_tokens(services: Services, channel: str | None) -> list[str]:
     return list(tokens.values())
 
 
-def _valid(token: str, url: str, params: MultiDict[str], signature: str) -> bool:
+def _valid(token: str, url: str, params: Mapping[str, str], signature: str) -> bool:
     """Twilio's check; the exact URL first (one HMAC), then the validator's with/without-port variants."""
     validator = RequestValidator(token)
     if hmac.compare_digest(validator.compute_signature(url, params).encode(), signature.encode()):
@@ -66,22 +66,29 @@ def _valid(token: str, url: str, params: MultiDict[str], signature: str) -> bool
     return bool(validator.validate(url, params, signature))
 
 
-async def signed_form(request: web.Request) -> MultiDictProxy[str]:
+async def signed_form(request: web.Request) -> Mapping[str, str]:
     """The posted form, once `X-Twilio-Signature` proves Twilio sent it (public_url + path + query); else 403."""
     signature = request.headers.get("X-Twilio-Signature", "")
     form = await request.post()
-    params: MultiDict[str] = MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+    # a urlencoded form (what Twilio posts) is all text: check and hand on the parsed form itself
+    params: Mapping[str, str]
+    if all(isinstance(v, str) for v in form.values()):
+        params = cast("Mapping[str, str]", form)
+    else:  # files in a multipart form are not signed
+        params = MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
     url = public_base(request) + request.raw_path
     tokens = twilio_tokens(request.app[services_key], request.query.get("c"))
     if not signature or not any(_valid(t, url, params, signature) for t in tokens):
         logger.warning("webhook %s refused: bad or missing Twilio signature", request.path)
         raise Forbidden("invalid signature", "签名无效 the request signature does not match")
-    return MultiDictProxy(params)
+    return params
 
 
 def merged(request: web.Request, form: Mapping[str, str]) -> dict[str, str]:
-    """Query and form parameters together (the form wins)."""
-    return {**{k: v for k, v in request.query.items()}, **{k: v for k, v in form.items()}}
+    """Query and form parameters together (the form wins; of a repeated name, the last value)."""
+    params = dict(request.query.items())
+    params.update(form.items())
+    return params
 
 
 def _parse(services: Services, channel: str, params: Mapping[str, str]) -> ReceiptEvent | None:
