@@ -163,19 +163,22 @@ async def bare_handler(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def redis_cpu(url: str) -> float:
+async def redis_usage(url: str) -> tuple[float, int]:
+    """redis-server's CPU seconds so far and the script calls it has run (each a round trip of ours)."""
     client = aioredis.Redis.from_url(url)
     try:
         info = await client.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        stats = await client.info("commandstats")
+        return (float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+                int(stats.get("cmdstat_evalsha", {}).get("calls", 0)))
     finally:
         await client.aclose()
 
 
 async def run_app(args: argparse.Namespace, url: str, port: int, run: int, warm: list[Call], calls: list[Call],
                   pairs: tuple[list[tuple[str, str]], list[tuple[str, str]]], prof: cProfile.Profile | None
-                  ) -> tuple[Load, float, float, bool]:
-    """One timed phase through the real app: (load, our CPU s, redis CPU s, delivered exact)."""
+                  ) -> tuple[Load, float, tuple[float, int], bool]:
+    """One timed phase through the real app: (load, our CPU s, (redis CPU s, script calls), delivered exact)."""
     settings = load_settings(None, env={}, overrides={
         "server": {"public_url": f"http://127.0.0.1:{port}", "log_format": "text", "log_level": "WARNING"},
         "channels": [{"name": "sms", "kind": "sms", "provider": "twilio", "account_sid": "AC" + "0" * 32,
@@ -185,17 +188,18 @@ async def run_app(args: argparse.Namespace, url: str, port: int, run: int, warm:
     try:
         await seed(app, f"w{run}", pairs[0])
         await seed(app, f"x{run}", pairs[1])
-        cpu, rcpu = _cpu(), await redis_cpu(url)
+        cpu, before = _cpu(), await redis_usage(url)
         if prof:
             prof.enable()
         result = await asyncio.to_thread(load, port, warm, calls, args.clients, args.concurrency)
         if prof:
             prof.disable()
-        cpu, rcpu = _cpu() - cpu, await redis_cpu(url) - rcpu
+        cpu, after = _cpu() - cpu, await redis_usage(url)
         counts = await app[services_key].deliveries.counts(f"w{run}")
     finally:
         await runner.cleanup()
-    return result, cpu, rcpu, counts.get("delivered") == args.messages and counts.get("sent") == args.messages
+    usage = (after[0] - before[0], after[1] - before[1])
+    return result, cpu, usage, counts.get("delivered") == args.messages and counts.get("sent") == args.messages
 
 
 async def run_bare(args: argparse.Namespace, port: int, warm: list[Call], calls: list[Call]) -> tuple[Load, float]:
@@ -228,14 +232,15 @@ async def main(args: argparse.Namespace) -> None:
                 phases = ["app", "bare"] if run % 2 == 0 else ["bare", "app"]
                 for phase in phases:
                     if phase == "app":
-                        a, cpu, rcpu, exact = await run_app(args, redis.url, port, run, warm, calls, (timed, spare),
+                        a, cpu, (rcpu, commands), exact = await run_app(args, redis.url, port, run, warm, calls, (timed, spare),
                                                             prof)
                         print(f"run {run + 1} app : {len(calls) / a.seconds:7.0f}/s  ({a.bad} non-2xx, delivered "
-                              f"exact: {exact})  cpu {cpu / n:.2f} / {rcpu / n:.2f} / {a.client_cpu / n:.2f}")
+                              f"exact: {exact}, {commands / len(calls):.2f} script calls a callback)  cpu {cpu / n:.2f} / "
+                              f"{rcpu / n:.2f} / {a.client_cpu / n:.2f}")
                     else:
                         b, bcpu = await run_bare(args, port, warm, calls)
                         print(f"run {run + 1} bare: {len(calls) / b.seconds:7.0f}/s  ({b.bad} non-2xx)"
-                              f"{'':28}cpu {bcpu / n:.2f} / 0 / {b.client_cpu / n:.2f}")
+                              f"{'':62}cpu {bcpu / n:.2f} / 0 / {b.client_cpu / n:.2f}")
                 app_rates.append(len(calls) / a.seconds)
                 bare_rates.append(len(calls) / b.seconds)
                 ratios.append(b.seconds / a.seconds)
