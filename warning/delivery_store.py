@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -130,6 +131,29 @@ def counter_fields(row: Row, bucket: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=128)
+def _bucket_deltas(old: DeliveryState, new: DeliveryState) -> tuple[tuple[str, int], ...]:
+    """The funnel counters a move leaves (-1) and enters (+1): classify(), remembered per pair of states."""
+    return tuple((bucket.value, delta) for bucket, delta in classify(old, new).deltas().items())
+
+
+@lru_cache(maxsize=65536)
+def _counters(kind: str, region: str, role: str, msg_type: str, bucket: str) -> tuple[str, ...]:
+    return tuple(counter_fields(Row(_SHAPE[kind], region, role, msg_type=msg_type), bucket))
+
+
+class _Kinds(dict[str, Delivery]):
+    """A placeholder delivery per kind, so counter_fields() can be asked about a (kind, region, role)."""
+
+    def __missing__(self, kind: str) -> Delivery:
+        d = Delivery(id="", warning_id="", version=0, recipient_id="", channel="", kind=kind, address="")
+        self[kind] = d
+        return d
+
+
+_SHAPE = _Kinds()
+
+
 def region_fields(region: str, name: str) -> list[str]:
     out = []
     if len(region) >= 9:
@@ -219,18 +243,20 @@ class DeliveryStore:
         moved = advance(d, new_state, at, reason=reason, provider_ref=provider_ref)
         if moved is d:
             return None
-        t = classify(d.state, new_state)
         deltas: dict[str, int] = {}
-        for bucket, delta in t.deltas().items():
-            for f in counter_fields(row, bucket.value):
+        for bucket, delta in _bucket_deltas(d.state, new_state):
+            for f in _counters(d.kind, row.region, row.role, row.msg_type, bucket):
                 deltas[f] = deltas.get(f, 0) + delta
-        fields = {"state": moved.state.value, "updated_at": at.isoformat(), "error": moved.error or "",
+        when = at.isoformat()
+        fields = {"state": moved.state.value, "updated_at": when, "error": moved.error or "",
                   "provider_ref": moved.provider_ref or "", **(extra or {})}
-        ev = dict(event or {})
-        ev.update(d=d.id, w=d.warning_id, k=d.kind, s=new_state.value, o=d.state.value, r=row.region, at=at.isoformat())
-        return Change(d.state, replace(row, delivery=moved), fields, deltas,
-                      d.recipient_id if t.acknowledged else "", tuple(ack_counters) if t.acknowledged else (),
-                      json.dumps(ev, ensure_ascii=False))
+        # every value of the live event is ours and plain ASCII (ids, codes, states, an ISO time): no escaping
+        ev = (f'{{"d":"{d.id}","w":"{d.warning_id}","k":"{d.kind}","s":"{new_state.value}","o":"{d.state.value}",'
+              f'"r":"{row.region}","at":"{when}"')
+        ev += "," + json.dumps(dict(event), ensure_ascii=False)[1:] if event else "}"
+        acked = new_state is S.ACKNOWLEDGED
+        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
+                      deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev)
 
     async def commit(self, warning_id: str, changes: Sequence[Change]) -> list[bool]:
         """Apply compare-and-sets atomically per change; False where the delivery moved meanwhile."""
