@@ -151,8 +151,22 @@ def wire_followup(services: Services) -> None:
                              default_region=str(s.settings.section("registry").get("default_phone_region", "CN")))
     s.escalation = Escalation(redis=s.redis, store=s.deliveries, warnings=s.warnings, directory=s.directory,
                               policy=s.policy, planner=planner, ledger=s.ledger, due=s.due, duty=s.duty,
-                              audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"))
+                              audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"),
+                              region_names=region_names(s.settings))
     s.dispatcher.on_issued = s.escalation.start
+
+
+def region_names(settings: Settings) -> dict[str, str]:
+    """Division code → name from the region tree (`[registry] regions_csv`), for notices people read."""
+    from contacts.regions import RegionTree, RegionTreeError
+
+    path = str(settings.section("registry").get("regions_csv", "") or "")
+    if not path:
+        return {}
+    try:
+        return {r.code: r.name for r in RegionTree.from_csv(path)}
+    except RegionTreeError as exc:
+        raise ConfigError(settings.sources[-1], "registry.regions_csv", str(exc)) from None
 
 
 def _kinds_of(channels: Mapping[str, Channel]) -> dict[str, str]:
