@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import TOKENS, auth
 from tests.dashboard.conftest import World, login, login_csrf
-from warning.web.dashboard import safe_next
+from warning.web.dashboard import LOGIN_FAILURES_ALLOWED, safe_next
 from warning.web.dashboard_session import COOKIE, issue_login_link
 from warning.web.keys import session_book_key
 
@@ -135,3 +135,14 @@ async def test_one_time_link_signs_in_once(world: World) -> None:
     assert (await world.client.get(forged, allow_redirects=False)).status == 403
     assert (await world.client.get("/login/link", allow_redirects=False)).status == 403
     assert (await world.client.get(other, allow_redirects=False)).status == 303  # the forgery did not use it up
+
+
+async def test_guessing_tokens_pauses_sign_in_for_that_address(world: World) -> None:
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        csrf = await login_csrf(world.client)
+        resp = await world.client.post("/login", data={"token": "guess-guess-guess-1", "csrf": csrf},
+                                       allow_redirects=False)
+        assert resp.status == 401
+    # even the right token waits now, so a guess that happens to be right is not told apart
+    resp = await login(world.client, "viewer")
+    assert resp.status == 429 and COOKIE not in {c.key for c in world.client.session.cookie_jar}

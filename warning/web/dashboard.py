@@ -46,6 +46,9 @@ from warning.web.routing import ApiRoutes, Handler, Unauthorized, path_param
 logger = logging.getLogger(__name__)
 routes = ApiRoutes("dashboard")
 WID = path_param("id", "warning id")
+#: wrong tokens one address may try before sign-in pauses for LOGIN_FAILURE_WINDOW_S
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_FAILURE_WINDOW_S = 600
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
 STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
@@ -168,8 +171,19 @@ async def login(request: web.Request) -> web.Response:
     if not book.csrf_ok(f"login:{nonce}", str(form.get("csrf", ""))):
         return _login_page(request, secrets.token_urlsafe(18), error="表单已过期，请重试 The form expired; try again",
                            status=403)
+    redis: Any = request.app[redis_key]
+    failures_key = f"{keys.PREFIX}login-failures:{request.remote or '-'}"
+    if int(await redis.get(failures_key) or 0) >= LOGIN_FAILURES_ALLOWED:
+        return _login_page(request, nonce, error="尝试次数过多，请稍后再试 Too many attempts; try again later",
+                           status=429)
     token = book.find_token(str(form.get("token", "")))
     if token is None:
+        # wrong tokens are counted per address for a while: guessing a token from a browser is not a way in
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(failures_key)
+            pipe.expire(failures_key, LOGIN_FAILURE_WINDOW_S)
+            await pipe.execute()
+        logger.warning("dashboard sign-in refused: unknown token from %s", request.remote)
         return _login_page(request, nonce, error="令牌无效 Unknown token", status=401)
     if token.role not in DASHBOARD_ROLES:
         return _login_page(request, nonce, error="此令牌不能登录看板 This token cannot use the dashboard", status=403)
