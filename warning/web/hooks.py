@@ -91,6 +91,20 @@ def merged(request: web.Request, form: Mapping[str, str]) -> dict[str, str]:
     return params
 
 
+def _inbound(services: Services, provider: str, name: str, params: Mapping[str, str]) -> InboundMessage | None:
+    """An inbound SMS read by the adapter that owns its format: the channel named in the URL, else the
+    first configured channel of that provider (an inbound number's webhook is often set without `c`)."""
+    names = [name] if name in services.channels else [
+        n for n, cfg in services.channel_configs.items() if cfg.get("provider") == provider]
+    for n in names:
+        parse = getattr(services.channels.get(n), "parse_inbound", None)
+        if parse is not None:
+            msg: InboundMessage | None = parse(params)
+            return msg
+    logger.warning("inbound %s SMS but no %s channel is configured to read it", provider, provider)
+    return None
+
+
 def _parse(services: Services, channel: str, params: Mapping[str, str]) -> ReceiptEvent | None:
     adapter = services.channels.get(channel)
     if adapter is None:
@@ -133,10 +147,9 @@ async def _reply(services: Services, msg: InboundMessage) -> str:
 async def twilio_sms(request: web.Request) -> web.Response:
     form = await signed_form(request)
     services = request.app[services_key]
-    msg = InboundMessage(channel=request.query.get("c", "twilio"), sender=form.get("From", ""),
-                         to=form.get("To", ""), text=form.get("Body", ""), provider_ref=form.get("MessageSid"))
+    msg = _inbound(services, "twilio", request.query.get("c", ""), form)
     twiml = MessagingResponse()
-    twiml.message(await _reply(services, msg))
+    twiml.message(await _reply(services, msg) if msg is not None else f"{HELP_ZH} {HELP_EN}")
     return web.Response(text=str(twiml), content_type=TWIML)
 
 
@@ -217,10 +230,9 @@ async def kannel_mo(request: web.Request) -> web.Response:
     _kannel_secret_ok(request)
     params = await _params(request)
     services = request.app[services_key]
-    if not params.get("from") or "text" not in params:
+    msg = _inbound(services, "kannel", params.get("c", ""), params)
+    if msg is None:
         return web.Response(text="", content_type="text/plain")
-    msg = InboundMessage(channel=params.get("c", "kannel"), sender=params["from"], to=params.get("to", ""),
-                         text=params["text"], provider_ref=params.get("id"))
     # Kannel sends the answer back to the sender as an SMS
     return web.Response(text=await _reply(services, msg), content_type="text/plain")
 
