@@ -104,8 +104,10 @@ def routes_from(tables: list[Mapping[str, Any]]) -> Routes:
 
 
 def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, directory: ContactDirectory,
-                   channels: Mapping[str, Channel] | None = None, http: aiohttp.ClientSession | None = None) -> Services:
-    """Wire the core; channels come from [[channels]] unless given (tests)."""
+                   channels: Mapping[str, Channel] | None = None, http: aiohttp.ClientSession | None = None,
+                   names: Mapping[str, str] | None = None) -> Services:
+    """Wire the core; channels come from [[channels]] unless given (tests); `names` are the region tree's
+    division names when the caller has already read it (else it is read from `[registry] regions_csv`)."""
     roles = settings.section("roles")
     policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1])
     event_types = load_event_types(settings.section("event_types"))
@@ -129,11 +131,11 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
                         limiter=RateLimiter(redis, clock=clock), channels=dict(built),
                         channel_configs={str(t["name"]): t for t in tables},
                         messages=MessageFactory(settings, event_types=event_types))
-    wire_followup(services)
+    wire_followup(services, region_names(settings) if names is None else names)
     return services
 
 
-def wire_followup(services: Services) -> None:
+def wire_followup(services: Services, names: Mapping[str, str]) -> None:
     """Receipts, acknowledgments, replies and escalation on top of the dispatcher (issue 5)."""
     from contacts.duty import DutyRoster
     from warning.acks import AckLedger, ReplyService
@@ -152,7 +154,7 @@ def wire_followup(services: Services) -> None:
     s.escalation = Escalation(redis=s.redis, store=s.deliveries, warnings=s.warnings, directory=s.directory,
                               policy=s.policy, planner=planner, ledger=s.ledger, due=s.due, duty=s.duty,
                               audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"),
-                              region_names=region_names(s.settings))
+                              region_names=names)
     s.dispatcher.on_issued = s.escalation.start
 
 

@@ -108,11 +108,12 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> web.Applicati
 
 def build_app_services(app: web.Application) -> Services:
     """The core services on the app's Redis and registry; tests may hand in channels (Deps.extra["channels"])."""
-    from warning.web.keys import registry_key
+    from warning.web.keys import reference_key, registry_key
 
     deps = app[deps_key]
+    names = {r.code: r.name for r in app[reference_key].regions}  # the tree the registry feature already read
     return build_services(app[settings_key], redis=app[redis_key], clock=app[clock_key], directory=app[registry_key],
-                          channels=deps.extra.get("channels"), http=app[http_key])
+                          channels=deps.extra.get("channels"), http=app[http_key], names=names)
 
 
 async def start_background(app: web.Application, services: Services) -> list[asyncio.Task[None]]:
