@@ -11,6 +11,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from warning import keys
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ def build_scheduler(services: Any, *, expiry_every_s: int = 15, reconcile_every_
             record = await services.warnings.get(wid)
             if record is None or record.state.value != "dispatching":
                 continue
-            planned = await services.redis.hget(f"ew:{{w:{wid}}}:warning", "planned_version")
+            planned = await services.redis.hget(keys.warning_key(wid), "planned_version")
             if planned != str(record.version):
                 logger.warning("warning %s v%d was not fully planned: planning again", wid, record.version)
                 await services.dispatcher.issue(record, None)

@@ -19,7 +19,7 @@ from warning.channel import Channel, Outbound, SendResult
 from warning.clock import Clock
 from warning.delivery import DeliveryState
 from warning.delivery_store import Change, DeliveryStore, Row
-from warning.dispatcher import ENTRY_IDS, PRIORITIES
+from warning.dispatcher import ENTRY_IDS, PRIORITIES, priority_of
 from warning.due import DueQueue
 from warning.errors import DeliveryError, Reason
 from warning.metrics import Metrics
@@ -328,7 +328,7 @@ class ChannelWorker:
         if when >= limit:
             self.stats.count("expired")
             return self.store.change(row, S.EXPIRED, now, reason=f"deadline passed while retrying: {detail}")
-        due[DueQueue.member("retry", record.id, row.delivery.id, channel, str(_prio(record)))] = when
+        due[DueQueue.member("retry", record.id, row.delivery.id, channel, str(priority_of(record)))] = when
         extra = {"channel": channel} if channel != row.delivery.channel else None
         return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra)
 
@@ -336,12 +336,6 @@ class ChannelWorker:
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _prio(record: WarningRecord) -> int:
-    from warning.dispatcher import priority_of
-
-    return priority_of(record)
 
 
 def _reason(exc: BaseException | None) -> str:

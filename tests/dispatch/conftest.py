@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.conftest import make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.warnings import conftest as core_fixtures
+from warning import keys
 from warning.bootstrap import Services, due_handlers, make_workers
 from warning.clock import FakeClock
 from warning.redis_server import PrivateRedis
@@ -73,7 +74,7 @@ class Rig:
     async def settled(self, warning_id: str) -> bool:
         """Nothing queued and no retry waiting (escalation timers may still be ahead)."""
         counts = await self.services.deliveries.counts(warning_id)
-        timers = await self.services.redis.zrange("ew:due", 0, -1)
+        timers = await self.services.redis.zrange(keys.DUE_KEY, 0, -1)
         return counts.get("queued", 0) == 0 and not any(t.startswith("retry|") for t in timers)
 
 
