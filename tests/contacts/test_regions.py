@@ -60,7 +60,7 @@ def test_roles_by_key_label_and_alias() -> None:
     assert roles.resolve("cadre") == "cadre"
     assert roles.resolve("党政干部") == "cadre"
     assert roles.resolve("村(社区)中心户") == roles.resolve("村（社区）中心户") == "village_monitor"
-    assert roles.resolve(" 村监测员 ") == "village_monitor"
+    assert roles.resolve(" 村监测员 ") == "monitor"
     assert roles.resolve("Reservoir Keeper") == "reservoir_keeper"
     with pytest.raises(UnknownRole, match="角色未知"):
         roles.resolve("村长")
