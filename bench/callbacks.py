@@ -136,7 +136,7 @@ async def seed(app: web.Application, wid: str, pairs: list[tuple[str, str]]) -> 
     services = app[services_key]
     now = datetime.now(UTC)
     rows = [Row(Delivery(id=did, warning_id=wid, version=1, recipient_id=f"c{did}", channel="sms", kind="sms",
-                         address="+8613800000000"), region="510722100001", role="village_monitor")
+                         address="+8613800000000"), region="510722101001", role="village_monitor")
             for did, _ in pairs]
     for i in range(0, len(rows), 1000):
         chunk = rows[i:i + 1000]

@@ -15,8 +15,15 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英�
 #: mobile prefixes of the generated numbers; the leading zeros after them keep them in one recognisable range
 PREFIXES = ("138", "139", "150", "151", "158", "159", "187", "188")
 #: share of each role among generated people (village-level roles dominate, as in a real county)
-ROLE_WEIGHTS = {"village_monitor": 34, "grid_informant": 20, "village_committee": 15, "cadre": 10,
-                "hazard_monitor": 8, "enterprise_head": 5, "reservoir_keeper": 4, "duty_officer": 4}
+ROLE_WEIGHTS = {"village_monitor": 34, "grid_informant": 20, "village_committee": 15, "cadre": 10, "monitor": 8,
+                "hazard_monitor": 8, "enterprise_head": 5, "reservoir_keeper": 4, "duty_officer": 4,
+                "village_liaison_cadre": 4, "weather_informant": 3, "broadcast_admin": 3, "flash_flood_monitor": 3,
+                "shelter_manager": 2, "school_head": 2, "forest_ranger": 2, "hospital_head": 1, "care_home_head": 1,
+                "scenic_spot_head": 1, "construction_site_head": 1, "reservoir_admin_head": 1,
+                "reservoir_tech_head": 1, "reservoir_patrol_head": 1}
+#: who keeps each demo hazard site: the reservoir's keeper and its three responsible persons, the slope's monitor
+SITE_ROLES = {"reservoir": ("reservoir_keeper", "reservoir_admin_head", "reservoir_tech_head", "reservoir_patrol_head"),
+              "landslide": ("hazard_monitor",)}
 #: roles registered at the township office rather than in a village
 TOWNSHIP_ROLES = ("cadre", "duty_officer")
 CENTRE = (31.09, 105.09)  # 三台县, roughly
@@ -76,11 +83,14 @@ async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now
                 await registry.put_device(device, now, create=True)
                 devices += 1
     sites = 0
-    for sid, name, kind, role, town_name in (("sreservoir01", "鲁班水库", "reservoir", "reservoir_keeper", "鲁班镇"),
-                                        ("slandslide01", "牛头山滑坡隐患点", "landslide", "hazard_monitor", "潼川镇")):
+    for sid, name, kind, town_name in (("sreservoir01", "鲁班水库", "reservoir", "鲁班镇"),
+                                       ("slandslide01", "牛头山滑坡隐患点", "landslide", "潼川镇")):
         codes = [r.code for r in regions.find(town_name)] or [county]
-        keepers = ([c for c in others if c.role == role and c.region.startswith(codes[0])]
-                   or [c for c in others if c.role == role])[:3]
+        per_role = 3 if len(SITE_ROLES[kind]) == 1 else 1  # three monitors of a slope; one of each for a reservoir
+        keepers: list[Contact] = []
+        for role in SITE_ROLES[kind]:
+            here = [c for c in others if c.role == role and c.region.startswith(codes[0])]
+            keepers += (here or [c for c in others if c.role == role])[:per_role]
         where = keepers[0].location if keepers else Location(*CENTRE)
         region = keepers[0].region if keepers else county
         site = HazardSite(id=sid, name=name, kind=kind, region=region, location=where,

@@ -30,8 +30,11 @@ class RoleBook:
         self._lookup: dict[str, str] = {}
         for key, info in self.roles.items():
             for name in (key, info.label_zh, info.label_en, *info.aliases):
-                if name:
-                    self._lookup.setdefault(_fold(name), key)
+                if not name:
+                    continue
+                other = self._lookup.setdefault(_fold(name), key)
+                if other != key:
+                    raise ValueError(f"roles.{key}: {name!r} already names the role {other!r}")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> RoleBook:

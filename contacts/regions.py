@@ -66,19 +66,44 @@ def _parent_of(code: str) -> str | None:
     return shorter[-1] if shorter else None
 
 
+def _key(code: str | None) -> str | None:
+    """The prefix a division code stands for (`510700` → `5107`), or None for something that is no code."""
+    if not code:
+        return None
+    try:
+        return query_prefix(code)
+    except InvalidRegionCode:
+        return None
+
+
 class RegionTree:
-    """Region names and parent/child links, loaded from a `code,name,parent` CSV."""
+    """Region names and parent/child links, loaded from a `code,name,parent` CSV.
+
+    A province or city may be written with its 6-digit GB/T 2260 code (`510000`, `510700`) or as the
+    prefix it stands for (`51`, `5107`): either spelling finds it, and a county's parent is found from
+    its code. Regions keep the code as written.
+    """
 
     def __init__(self, regions: Iterable[Region] = ()) -> None:
-        self._by_code: dict[str, Region] = {}
-        self._children: dict[str | None, list[str]] = {}
+        self._by_key: dict[str, Region] = {}
         for region in regions:
-            self._by_code[region.code] = region
-        for region in self._by_code.values():
-            parent = region.parent if region.parent in self._by_code else None
-            self._children.setdefault(parent, []).append(region.code)
-        for codes in self._children.values():
-            codes.sort()
+            key = _key(region.code)
+            if key is None:
+                raise RegionTreeError(f"{region.code!r} is not a region code")
+            if key in self._by_key:
+                raise RegionTreeError(f"{region.code} ({region.name}) repeats {self._by_key[key].code} "
+                                      f"({self._by_key[key].name})")
+            self._by_key[key] = region
+        self._children: dict[str | None, list[str]] = {}
+        for key, region in list(self._by_key.items()):
+            parent = _key(region.parent) if region.parent else None
+            if parent is not None and parent != key and parent in self._by_key:
+                self._by_key[key] = Region(region.code, region.name, self._by_key[parent].code)
+            else:
+                parent = None
+            self._children.setdefault(parent, []).append(key)
+        for keys in self._children.values():
+            keys.sort()
 
     @classmethod
     def from_csv(cls, path: str | Path) -> RegionTree:
@@ -90,25 +115,30 @@ class RegionTree:
             raise RegionTreeError(f"cannot read {path}: {exc.strerror}") from None
 
     def __len__(self) -> int:
-        return len(self._by_code)
+        return len(self._by_key)
 
     def __contains__(self, code: object) -> bool:
-        return code in self._by_code
+        return isinstance(code, str) and _key(code) in self._by_key
 
     def get(self, code: str) -> Region | None:
-        return self._by_code.get(code)
+        key = _key(code)
+        return self._by_key.get(key) if key else None
 
     def name(self, code: str) -> str | None:
-        region = self._by_code.get(code)
+        region = self.get(code)
         return region.name if region else None
 
     def children(self, parent: str | None = None) -> list[Region]:
         """Direct children of `parent`, or the top of the tree when None."""
-        return [self._by_code[c] for c in self._children.get(parent, [])]
+        key = _key(parent) if parent is not None else None
+        if parent is not None and key is None:
+            return []
+        return [self._by_key[c] for c in self._children.get(key, [])]
 
     def path(self, code: str) -> list[Region]:
         """The known divisions from the top down to `code`."""
-        return [self._by_code[a] for a in ancestors(code) if a in self._by_code]
+        key = _key(code)
+        return [self._by_key[a] for a in ancestors(key) if a in self._by_key] if key else []
 
     def full_name(self, code: str) -> str:
         """`四川省绵阳市三台县潼川镇` for a known code; the code itself when unknown."""
@@ -117,17 +147,19 @@ class RegionTree:
 
     def leaves(self, under: str = "") -> list[str]:
         """Codes with no children, below a prefix (the villages of a county)."""
-        return sorted(c for c in self._by_code if c.startswith(under) and not self._children.get(c))
+        prefix = (_key(under) or under) if under else ""
+        return sorted(r.code for k, r in self._by_key.items() if k.startswith(prefix) and not self._children.get(k))
 
     def find(self, name: str) -> list[Region]:
         """Divisions with exactly this name."""
-        return [r for r in self._by_code.values() if r.name == name]
+        return [r for r in self._by_key.values() if r.name == name]
 
     def __iter__(self) -> Iterator[Region]:
-        return iter(self._by_code.values())
+        return iter(self._by_key.values())
 
 
 def _read_regions(rows: Iterator[Sequence[str]]) -> Iterator[Region]:
+    seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
@@ -136,7 +168,18 @@ def _read_regions(rows: Iterator[Sequence[str]]) -> Iterator[Region]:
         if len(row) < 2:
             raise RegionTreeError(f"line {line}: expected code,name[,parent]")
         code = row[0].strip()
-        if not code.isdigit() or len(code) not in PREFIX_LENGTHS:
+        key = _key(code) if code.isascii() else None
+        if key is None:
             raise RegionTreeError(f"line {line}: {code!r} is not a 2, 4, 6, 9 or 12-digit code")
-        parent = row[2].strip() if len(row) > 2 and row[2].strip() else _parent_of(code)
-        yield Region(code=code, name=row[1].strip(), parent=parent)
+        if key in seen:
+            raise RegionTreeError(f"line {line}: {code} is the division of line {seen[key]} again")
+        seen[key] = line
+        if len(code) > 6:
+            code = key  # 510722100000 is the township 510722100
+        given = row[2].strip() if len(row) > 2 else ""
+        above = _key(given) if given.isascii() else None
+        if given and above is None:
+            raise RegionTreeError(f"line {line}: parent {given!r} is not a 2, 4, 6, 9 or 12-digit code")
+        if above is not None and (above == key or not key.startswith(above)):
+            raise RegionTreeError(f"line {line}: {given} is not a division above {code}")
+        yield Region(code=code, name=row[1].strip(), parent=given or _parent_of(key))

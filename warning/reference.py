@@ -107,7 +107,19 @@ def load_event_types(section: Mapping[str, Any]) -> dict[str, EventType]:
             levels=tuple(sorted({Level(lv) for lv in levels}, key=lambda lv: lv.rank)),
             aliases=_strs(entry, "aliases", where), codes=_strs(entry, "codes", where),
         )
+    _check_names_unique(out)
     return out
+
+
+def _check_names_unique(types: Mapping[str, EventType]) -> None:
+    """A name or code belongs to one type: otherwise which type a feed's info gets would depend on order."""
+    owner: dict[str, str] = {}
+    for key, t in types.items():
+        for name in {_fold(n) for n in (key, *t.names, *t.codes)}:
+            other = owner.setdefault(name, key)
+            if other != key:
+                raise ConfigError("<config>", f"event_types.{key}",
+                                  f"{name!r} is already a name or code of event_types.{other}")
 
 
 @cache

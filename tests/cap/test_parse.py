@@ -32,7 +32,7 @@ def paths(name_or_bytes: str | bytes) -> list[str]:
 
 @pytest.mark.parametrize(("name", "level", "event_type", "regions"), [
     ("cma_rainstorm_red.xml", Level.RED, "rainstorm", ("510726",)),
-    ("hydro_flash_flood.xml", Level.ORANGE, "flash_flood", ("510722103201", "510722103204", "510722103")),
+    ("hydro_flash_flood.xml", Level.ORANGE, "flash_flood", ("510722137205", "510722137206", "510722137")),
     ("geo_hazard_polygon.xml", Level.YELLOW, "geo_hazard_risk", ("510726", "510727", "510705")),
     ("cn_update.xml", Level.ORANGE, "rainstorm", ("510726100", "510726101", "510726104")),
     ("cn_cancel.xml", Level.BLUE, "rainstorm", ("510726",)),

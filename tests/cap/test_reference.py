@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from warning.errors import ConfigError
-from warning.model import Area, EarlyWarning, Info, Level, MsgType, Scope, Status
+from warning.model import CATEGORIES, Area, EarlyWarning, Info, Level, MsgType, Scope, Status
 from warning.reference import (
     default_event_types,
     default_levels,
@@ -40,6 +41,53 @@ def test_every_required_event_type_is_configured_with_names_and_category() -> No
     assert wanted <= set(types)
     assert types["rainstorm"].name_zh == "暴雨" and types["rainstorm"].category == "Met"
     assert types["landslide"].category == "Geo" and types["reservoir_danger"].name_zh == "水库险情"
+
+
+# Types beyond the national signal set: flood control, forest fire and provincial signals (issue 9).
+OTHER_LEVELS = {
+    "thunderstorm_gale": "blue yellow orange red", "low_temperature": "blue yellow orange red",
+    "persistent_low_temperature": "blue yellow orange red", "freezing": "blue yellow orange red",
+    "wire_icing": "blue yellow orange red", "dry_hot_wind": "blue yellow orange red",
+    "forest_fire_danger": "yellow orange red", "forest_grassland_fire_danger": "blue yellow orange red",
+    "urban_waterlogging": "blue yellow orange red", "small_river_flood": "blue yellow orange red",
+    "flood": "blue yellow orange red", "flash_flood": "blue yellow orange red",
+    "geo_hazard_risk": "blue yellow orange red", "reservoir_danger": "blue yellow orange red",
+}
+
+
+def test_flood_control_and_provincial_types_have_their_levels() -> None:
+    types = default_event_types()
+    assert {k: " ".join(types[k].levels) for k in OTHER_LEVELS} == OTHER_LEVELS
+    assert not types["forest_fire_danger"].allows(Level.BLUE)  # 一、二级森林火险只作预报，不发信号
+    assert types["forest_fire_danger"].category == types["forest_grassland_fire_danger"].category == "Fire"
+    assert types["small_river_flood"].name_zh == "中小河流洪水" and types["urban_waterlogging"].name_zh == "城市内涝"
+
+
+def test_every_configured_type_has_names_levels_and_a_cap_category() -> None:
+    for key, t in default_event_types().items():
+        assert t.name_zh and t.name_en and t.cap_event, key
+        assert t.category in CATEGORIES, key
+        assert t.levels and list(t.levels) == sorted(t.levels, key=lambda lv: lv.rank), key
+
+
+def test_national_event_codes_are_of_the_national_form_and_unique() -> None:
+    types = default_event_types()
+    codes = [c for t in types.values() for c in t.codes]
+    assert codes and len(codes) == len(set(codes))
+    assert all(re.fullmatch(r"11[A-K]\d{2}", c) for c in codes), codes
+    assert types["rainstorm"].codes == ("11B03",) and types["gale"].codes == ("11B06",)
+    assert types["thunderstorm_gale"].codes == ("11B20",) and types["geo_hazard_risk"].codes == ("11B37",)
+    # a code that could not be confirmed from a public source stays empty
+    assert types["wire_icing"].codes == () and types["urban_waterlogging"].codes == ()
+
+
+def test_a_name_or_code_claimed_by_two_types_is_refused() -> None:
+    other = {**GOOD_TYPE, "name_zh": "暴雨洪涝", "name_en": "Rain flood", "cap_event": "Rain Flood"}
+    with pytest.raises(ConfigError, match="already a name or code of event_types.a") as caught:
+        load_event_types({"a": {**GOOD_TYPE, "codes": ["11B03"]}, "b": {**other, "codes": ["11B03"]}})
+    assert caught.value.key == "event_types.b"
+    with pytest.raises(ConfigError, match="'暴雨'"):
+        load_event_types({"a": GOOD_TYPE, "b": {**other, "aliases": ["暴雨"]}})
 
 
 def test_event_types_come_from_the_settings_section() -> None:
@@ -127,6 +175,21 @@ def info(event: str, headline: str | None = None, codes: tuple[tuple[str, str], 
     ("Hurricane Warning", None, (), "typhoon"),
     ("Weather", None, (("event_type", "hail"),), "hail"),
     ("Weather", None, (("CMA", "Heavy Fog"),), "fog"),
+    ("预警", "三台县气象台发布雷雨大风黄色预警信号", (), "thunderstorm_gale"),
+    ("雷暴大风", None, (), "thunderstorm_gale"),
+    ("Weather", None, (("预警事件类型", "11B20"),), "thunderstorm_gale"),
+    ("Weather", None, (("eventType", "11B06"),), "gale"),
+    ("中小河流洪水气象风险预警", None, (), "small_river_flood"),
+    ("涪江洪水蓝色预警", None, (), "flood"),
+    ("城市内涝气象风险预警", None, (), "urban_waterlogging"),
+    ("森林火险黄色预警信号", None, (), "forest_fire_danger"),
+    ("高森林火险橙色预警", None, (), "forest_grassland_fire_danger"),
+    ("森林（草原）火险", None, (), "forest_grassland_fire_danger"),
+    ("持续低温蓝色预警", None, (), "persistent_low_temperature"),
+    ("低温黄色预警", None, (), "low_temperature"),
+    ("电线积冰橙色预警", None, (), "wire_icing"),
+    ("干热风", None, (), "dry_hot_wind"),
+    ("冰冻", None, (), "freezing"),
     ("Special Weather Statement", None, (), None),
     ("Windows", None, (), None),
 ])

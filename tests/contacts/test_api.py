@@ -251,7 +251,10 @@ async def test_sites(client: Any) -> None:
 
 async def test_regions_and_roles(client: Any) -> None:
     top = await (await client.get("/api/v1/regions", headers=auth("viewer"))).json()
-    assert [r["code"] for r in top["items"]] == ["51"]
+    assert [(r["code"], r["name"]) for r in top["items"]] == [("510000", "四川省")]
+    for city in ("510700", "5107"):  # a city by its GB/T 2260 code or the prefix it stands for
+        counties = await (await client.get(f"/api/v1/regions?parent={city}", headers=auth("viewer"))).json()
+        assert [(r["code"], r["name"], r["parent"]) for r in counties["items"]] == [("510722", "三台县", "510700")]
     towns = await (await client.get("/api/v1/regions?parent=510722", headers=auth("viewer"))).json()
     assert "潼川镇" in [r["name"] for r in towns["items"]] and all(r["children"] >= 3 for r in towns["items"])
     assert (await client.get("/api/v1/regions?parent=999999", headers=auth("viewer"))).status == 404

@@ -42,7 +42,7 @@ async def test_csv_headers_and_encodings(redis: Any, header: list[str], encoding
     assert zhang and li and wang
     assert (zhang.name, zhang.role, zhang.region, zhang.location and zhang.location.lat) == ("张伟", "cadre",
                                                                                          "510722100", 31.09)
-    assert (li.role, li.channels, li.supervisor) == ("village_monitor", ("sms",), zhang.id)
+    assert (li.role, li.channels, li.supervisor) == ("monitor", ("sms",), zhang.id)  # 村监测员 is not a 中心户
     assert (wang.phone_kind, wang.channels, wang.supervisor) == ("landline", ("voice",), zhang.id)
 
 

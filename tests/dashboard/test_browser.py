@@ -9,6 +9,7 @@ import pytest
 
 from tests.dashboard.cdp import CHROMIUM, headless
 from tests.dashboard.conftest import World, delivered, fan_out
+from tests.warnings.conftest import LUXI
 from warning.clock import FakeClock
 from warning.web.dashboard_session import issue_login_link
 
@@ -33,8 +34,8 @@ async def test_chromium_signs_in_and_sees_coverage_move_without_a_reload(world: 
         assert await page.wait_for("document.getElementById('cov') && document.getElementById('cov').dataset.live")
         assert await page.evaluate("location.pathname") == page_path
         assert await page.evaluate("document.getElementById('live').textContent") == "实时"
-        shown = {k: await page.evaluate(_text(k)) for k in ("targeted", "delivered", "acked", "by_region.510722101.acked")}
-        assert shown == {"targeted": "7", "delivered": "4", "acked": "2", "by_region.510722101.acked": "1"}
+        shown = {k: await page.evaluate(_text(k)) for k in ("targeted", "delivered", "acked", f"by_region.{LUXI}.acked")}
+        assert shown == {"targeted": "7", "delivered": "4", "acked": "2", f"by_region.{LUXI}.acked": "1"}
         assert await page.evaluate("document.cookie") == ""  # HttpOnly: the page's script cannot read the session
         html = await page.evaluate("document.documentElement.outerHTML")
         assert "潼川镇" in html and "138****0002" in html and "+8613800000002" not in html
@@ -45,7 +46,7 @@ async def test_chromium_signs_in_and_sees_coverage_move_without_a_reload(world: 
         clock = world.services.clock
         assert isinstance(clock, FakeClock)
         clock.advance(1)
-        assert await page.wait_for(f"{_text('delivered')} === '7' && {_text('by_region.510722101.delivered')} === '3'")
+        assert await page.wait_for(f"{_text('delivered')} === '7' && {_text(f'by_region.{LUXI}.delivered')} === '3'")
         assert await page.evaluate("window.__loaded") == marker  # same document: no reload
         width = await page.evaluate("document.querySelector('[data-bar=\"\"][data-of=\"delivered\"]').style.width")
         assert width == "100%"

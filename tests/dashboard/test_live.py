@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from tests.dashboard.conftest import World, delivered, fan_out, login
+from tests.warnings.conftest import LUXI
 from warning.clock import FakeClock
 from warning.web.keys import live_streams_key
 
@@ -33,7 +34,7 @@ async def test_stream_sends_coverage_now_and_after_a_delivery_moves(world: World
     assert isinstance(clock, FakeClock)
     clock.advance(1)  # past the throttle, whether the stream has read the events yet or not
     event, doc = await next_event(resp)
-    assert event == "coverage" and doc["delivered"] == 7 and doc["by_region"]["510722101"]["delivered"] == 3
+    assert event == "coverage" and doc["delivered"] == 7 and doc["by_region"][LUXI]["delivered"] == 3
     resp.close()
     assert await world.client.app[live_streams_key].wait_closed(5.0)  # the server noticed the client went
 

@@ -7,12 +7,13 @@ from typing import Any
 from tests.conftest import auth
 from tests.dispatch.conftest import Rig, make_rig
 from tests.fakes.twilio import AUTH_TOKEN, sign
+from tests.warnings.conftest import TONGCHUAN
 from warning.delivery_store import Row
 
 __all__ = ["BASE", "BLUE", "Rig", "coverage", "issue", "make_rig", "post_signed", "rows", "settled_sends"]
 BASE = "http://testserver.example"
 BLUE = {"event": "rainstorm", "level": "blue", "headline": "潼川镇暴雨蓝色预警", "instruction": "注意防范。",
-        "areas": ["510722100"]}
+        "areas": [TONGCHUAN]}
 
 
 async def settled_sends(rig: Rig, warning_id: str) -> bool:

@@ -9,12 +9,12 @@ from aiohttp import web
 from contacts.model import Device, Location
 from tests.conftest import auth
 from tests.dispatch.conftest import Rig, twilio_channel
-from tests.warnings.conftest import VILLAGE_A, person
+from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, person
 from warning.delivery import DeliveryState
 from warning.web.keys import registry_key
 
 S = DeliveryState
-RED = {"event": "rainstorm", "level": "red", "headline": "潼川镇暴雨红色预警", "areas": ["510722100"]}
+RED = {"event": "rainstorm", "level": "red", "headline": "潼川镇暴雨红色预警", "areas": [TONGCHUAN]}
 
 
 async def _screens(aiohttp_server: Any) -> tuple[Any, list[dict[str, Any]]]:
@@ -50,7 +50,7 @@ async def test_device_ack_needs_the_devices_own_token(make_rig: Any, aiohttp_ser
     a = await reg.put_device(Device(id="", name="潼川镇东街电子屏", kind="escreen", region=VILLAGE_A,
                                     address=str(screens.make_url("/show")), location=Location(31.1, 105.1),
                                     token="screen-token-aaaaaaaa"), now, create=True)
-    b = await reg.put_device(Device(id="", name="芦溪镇电子屏", kind="escreen", region="510722100002",
+    b = await reg.put_device(Device(id="", name="潼川镇西街电子屏", kind="escreen", region=f"{TONGCHUAN}002",
                                     address=str(screens.make_url("/show")), token="screen-token-bbbbbbbb"),
                              now, create=True)
     assert a is not None and b is not None

@@ -18,8 +18,8 @@ from warning.web.app import create_app
 from warning.web.keys import Deps, registry_key, services_key
 
 #: townships and villages of the demo county
-TONGCHUAN, LUXI = "510722100", "510722101"
-VILLAGE_A, VILLAGE_B = "510722100001", "510722101202"
+TONGCHUAN, LUXI = "510722101", "510722137"  # 潼川镇, 芦溪镇 of the demo tree
+VILLAGE_A, VILLAGE_B = "510722101001", "510722137202"  # 东街社区 (潼川镇), 白鹤村 (芦溪镇)
 OUTSIDE = "510723100001"  # a village of the neighbouring county
 
 

@@ -11,7 +11,7 @@ import pytest
 from defusedxml import ElementTree
 
 from tests.conftest import auth
-from tests.warnings.conftest import World, person
+from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, World, person
 from warning.cap import parse_cap
 from warning.clock import FakeClock
 
@@ -95,9 +95,9 @@ async def test_oversized_and_empty_and_wrong_role(world: World) -> None:
 
 
 async def test_our_cap_parses_back_and_atom_lists_it(world: World) -> None:
-    await world.seed([person(1, "510722100001")])
+    await world.seed([person(1, VILLAGE_A)])
     resp = await world.client.post("/api/v1/warnings", headers=auth("issuer"), json={
-        "event": "flash_flood", "level": "yellow", "headline": "山洪黄色预警", "areas": ["510722100"]})
+        "event": "flash_flood", "level": "yellow", "headline": "山洪黄色预警", "areas": [TONGCHUAN]})
     w = await resp.json()
     cap = await world.client.get(f"/api/v1/warnings/{w['id']}/cap", headers=auth("viewer"))
     assert cap.headers["Content-Type"].startswith("application/cap+xml")
@@ -119,7 +119,7 @@ async def test_our_cap_parses_back_and_atom_lists_it(world: World) -> None:
 
 async def test_exercises_and_drafts_stay_out_of_the_public_feed(world: World) -> None:
     resp = await world.client.post("/api/v1/warnings", headers=auth("issuer"), json={
-        "event": "flash_flood", "level": "yellow", "headline": "演练", "areas": ["510722100"], "status": "Exercise"})
+        "event": "flash_flood", "level": "yellow", "headline": "演练", "areas": [TONGCHUAN], "status": "Exercise"})
     w = await resp.json()
     assert (await world.client.get(f"/feeds/cap/{w['id']}.xml")).status == 404
     feed = await (await world.client.get("/feeds/cap.atom")).text()

@@ -264,7 +264,7 @@ def build_reference(settings: Settings) -> Reference:
     source = settings.sources[-1]
     try:
         roles = RoleBook.from_config(settings.section("roles"))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(source, "roles", str(exc)) from None
     if not roles.keys():
         raise ConfigError(source, "roles", "no contact roles configured")
