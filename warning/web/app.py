@@ -24,7 +24,6 @@ from warning.web.keys import (
     clock_key,
     deps_key,
     http_key,
-    redis_info_key,
     redis_key,
     route_tables_key,
     settings_key,
@@ -63,8 +62,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         print(f"private Redis: {private.binary_source}, {url}, data in {private.data_dir}", flush=True)
     client = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
     app[redis_key] = client
-    app[redis_info_key] = {"mode": "private" if private else "external",
-                           "where": url.split("@")[-1]}
     try:
         yield
     finally:
