@@ -82,9 +82,13 @@ def _need_http(name: str, http: aiohttp.ClientSession | None) -> aiohttp.ClientS
 
 
 def _twilio(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: str) -> Channel:
+    token = t.secret("auth_token")
+    if not (token or "").strip():  # it authenticates us to Twilio and Twilio's webhooks to us
+        raise ValueError(f"channels.{t.name}.auth_token: required (or auth_token_env): Twilio's webhooks are "
+                         "checked with it")
     common: dict[str, Any] = {
         "name": t.name, "http": _need_http(t.name, http), "public_url": public_url,
-        "account_sid": t.text("account_sid", required=True), "auth_token": t.secret("auth_token"),
+        "account_sid": t.text("account_sid", required=True), "auth_token": token,
         "api_base": t.text("api_base", "https://api.twilio.com"), "max_per_s": t.number("rate_per_s"),
         "timeout_s": t.number("timeout_s", 10.0),
     }

@@ -79,6 +79,7 @@ def port_error(host: str, port: int, exc: OSError) -> StartupError:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from warning.bootstrap import check_channel_config
     from warning.logs import setup_logging
     from warning.web.app import create_app
 
@@ -86,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_format, settings.server.log_level)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    check_channel_config(settings)  # a bad [[channels]] or a missing hook secret stops us before any store starts
     check_port(host, port)
     if settings.redis.url:
         print(f"存储 store: Redis {masked_url(settings.redis.url)}", file=sys.stderr, flush=True)
