@@ -188,13 +188,15 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
     public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
     out: dict[str, Channel] = {}
     hook_secret = kannel_hook_secret(settings, tables)
+    allow_loopback = devices_allow_loopback(settings)
     for i, table in enumerate(tables):
         if table.get("provider") == "kannel" and "callback_secret" not in table:
             # the DLR hook checks [hooks] kannel_secret: the channel must put the same secret in its dlr-url
             table = {**table, "callback_secret": hook_secret}
         name = str(table["name"])
         try:
-            out[name] = build_channel(name, table, http=http, clock=clock, public_url=public_url)
+            out[name] = build_channel(name, table, http=http, clock=clock, public_url=public_url,
+                                      allow_loopback=allow_loopback)
         except ConfigError:
             raise
         except (ValueError, TypeError, KeyError) as exc:
@@ -208,9 +210,19 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
 
 
 def check_channel_config(settings: Settings) -> None:
-    """What of the channels' configuration can be checked before anything starts: [[channels]] and the Kannel hook
-    secret. (Each adapter checks its own keys when it is built.)"""
-    kannel_hook_secret(settings, channel_tables(settings))
+    """What of the channels' configuration can be checked before anything starts: [[channels]], the Kannel hook
+    secret, [devices]. (Each adapter checks its own keys when it is built.)"""
+    tables = channel_tables(settings)
+    kannel_hook_secret(settings, tables)
+    devices_allow_loopback(settings)
+
+
+def devices_allow_loopback(settings: Settings) -> bool:
+    """`[devices] allow_loopback`: whether device addresses may be on this machine or a link-local network."""
+    value = settings.section("devices").get("allow_loopback", False)
+    if not isinstance(value, bool):
+        raise ConfigError(settings.sources[-1], "devices.allow_loopback", f"expected true or false, got {value!r}")
+    return value
 
 
 def kannel_hook_secret(settings: Settings, tables: list[Mapping[str, Any]]) -> str:
