@@ -82,9 +82,13 @@ def _need_http(name: str, http: aiohttp.ClientSession | None) -> aiohttp.ClientS
 
 
 def _twilio(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: str) -> Channel:
+    token = t.secret("auth_token")
+    if not (token or "").strip():  # it authenticates us to Twilio and Twilio's webhooks to us
+        raise ValueError(f"channels.{t.name}.auth_token: required (or auth_token_env): Twilio's webhooks are "
+                         "checked with it")
     common: dict[str, Any] = {
         "name": t.name, "http": _need_http(t.name, http), "public_url": public_url,
-        "account_sid": t.text("account_sid", required=True), "auth_token": t.secret("auth_token"),
+        "account_sid": t.text("account_sid", required=True), "auth_token": token,
         "api_base": t.text("api_base", "https://api.twilio.com"), "max_per_s": t.number("rate_per_s"),
         "timeout_s": t.number("timeout_s", 10.0),
     }
@@ -107,10 +111,11 @@ def _kannel(t: _Table, http: aiohttp.ClientSession | None, public_url: str) -> C
                             callback_secret=t.secret("callback_secret", required=False))
 
 
-def _http(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: str) -> Channel:
+def _http(t: _Table, http: aiohttp.ClientSession | None, public_url: str, kind: str, allow_loopback: bool) -> Channel:
     return HttpDeviceChannel(name=t.name, http=_need_http(t.name, http), public_url=public_url, kind=kind,
                              token=t.secret("token", required=False), max_batch=t.integer("max_batch", minimum=1),
-                             max_per_s=t.number("rate_per_s"), timeout_s=t.number("timeout_s", 5.0) or 5.0)
+                             max_per_s=t.number("rate_per_s"), timeout_s=t.number("timeout_s", 5.0) or 5.0,
+                             allow_loopback=allow_loopback)
 
 
 def _mqtt(t: _Table, public_url: str, kind: str) -> Channel:
@@ -145,8 +150,11 @@ _KINDS = {"twilio": ("sms", "voice"), "kannel": ("sms",), "http": ("escreen", "b
 
 
 def build_channel(name: str, config: Mapping[str, Any], *, http: aiohttp.ClientSession | None, clock: SimClock,
-                  public_url: str, env: Mapping[str, str] | None = None) -> Channel:
-    """One channel instance from its [[channels]] table; ValueError naming `channels.<name>.<key>` when wrong."""
+                  public_url: str, env: Mapping[str, str] | None = None, allow_loopback: bool = False) -> Channel:
+    """One channel instance from its [[channels]] table; ValueError naming `channels.<name>.<key>` when wrong.
+
+    `allow_loopback` (`[devices] allow_loopback`) lets device channels send to this machine and link-local networks.
+    """
     provider, kind = config.get("provider"), config.get("kind")
     if provider not in _PROVIDER_KEYS:
         raise ValueError(f"channels.{name}.provider: {provider!r} is not one of {', '.join(sorted(_PROVIDER_KEYS))}")
@@ -157,7 +165,7 @@ def build_channel(name: str, config: Mapping[str, Any], *, http: aiohttp.ClientS
     builders: dict[str, Callable[[], Channel]] = {
         "twilio": lambda: _twilio(t, http, public_url, kind),
         "kannel": lambda: _kannel(t, http, public_url),
-        "http": lambda: _http(t, http, public_url, kind),
+        "http": lambda: _http(t, http, public_url, kind, allow_loopback),
         "mqtt": lambda: _mqtt(t, public_url, kind),
         "simulator": lambda: _simulator(t, clock, kind),
     }

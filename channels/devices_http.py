@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from ipaddress import ip_address
 
 import aiohttp
+from yarl import URL
 
 from channels.base import check_batch, classify_status, map_errors, redact
+from contacts.addresses import is_local_ip
 from warning.channel import (
     AddressKind,
     Audience,
@@ -80,12 +84,13 @@ class HttpDeviceChannel:
 
     def __init__(self, *, name: str, http: aiohttp.ClientSession, public_url: str, kind: str = "escreen",
                  token: str | None = None, max_batch: int | None = None, max_per_s: float | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, allow_loopback: bool = False) -> None:
         device_kind = ChannelKind(kind)
         if device_kind not in (ChannelKind.ESCREEN, ChannelKind.BROADCAST):
             raise ValueError(f"{name}: kind must be escreen or broadcast, not {kind!r}")
         self.name = name
         self._http = http
+        self._allow_loopback = allow_loopback
         self._ack_url = f"{public_url.rstrip('/')}{ACK_PATH}"
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._token = token
@@ -134,13 +139,43 @@ class HttpDeviceChannel:
         data = json.dumps(self.payload(out), ensure_ascii=False).encode()
         headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
         with map_errors(f"{self.name} device"):
-            async with self._http.post(out.address, data=data, headers=headers, timeout=self._timeout) as resp:
+            url, host_headers, tls_name = await self._target(out.address)
+            # a redirect is not followed: a device answers where it was registered, or the send fails
+            async with self._http.post(url, data=data, headers={**headers, **host_headers}, timeout=self._timeout,
+                                       allow_redirects=False, server_hostname=tls_name) as resp:
                 text = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
         error = classify_status(status, retry_after, detail=redact(f"{self.name} device HTTP {status}", self._token))
         if error is not None:
             raise error
         return _device_ref(text) or out.delivery_id
+
+    async def _target(self, address: str) -> tuple[URL, dict[str, str], str | None]:
+        """Where to connect: the device's host resolved here and checked, and the request pinned to the checked
+        address (the Host header and the TLS name keep the original), so a name cannot resolve to this machine or
+        a link-local network (cloud metadata) between the check and the connection. Unless `allow_loopback`."""
+        url = URL(address)
+        host = url.host
+        if self._allow_loopback or not host:
+            return url, {}, None
+        if is_local_ip(host):
+            raise DeliveryError(Reason.INVALID_ADDRESS, False, f"{self.name}: device address is on this machine "
+                                                               "or a link-local network")
+        try:
+            ip_address(host)
+            return url, {}, None  # a literal address, checked above
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, url.port, type=socket.SOCK_STREAM)
+        except OSError:  # as aiohttp's own lookup failing: perhaps the resolver, perhaps the name
+            raise DeliveryError(Reason.SERVER_ERROR, True, f"{self.name}: device host not resolved") from None
+        found = [str(info[4][0]) for info in infos]
+        if not found or any(is_local_ip(ip) for ip in found):
+            raise DeliveryError(Reason.INVALID_ADDRESS, False, f"{self.name}: device host resolves to this machine "
+                                                               "or a link-local network")
+        tls_name = host if url.scheme == "https" else None
+        return url.with_host(found[0]), {"Host": url.host_port_subcomponent or host}, tls_name
 
     def parse_receipt(self, params: Mapping[str, str]) -> ReceiptEvent | None:
         """A device ack as a ReceiptEvent; never raises."""

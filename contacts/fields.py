@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from contacts.addresses import names_local_target
 from contacts.model import DEFAULT_CHANNELS, DEVICE_KINDS, SITE_KINDS, Contact, Device, HazardSite, Location
 from contacts.phone import InvalidPhoneNumber, normalize_e164
 from contacts.reference import Reference, UnknownRole
@@ -186,22 +187,29 @@ def _kind(raw: Mapping[str, Any], words: Mapping[str, str], allowed: tuple[str, 
     return kind
 
 
-def _address(raw: Mapping[str, Any], errors: dict[str, str]) -> str:
+def _address(raw: Mapping[str, Any], errors: dict[str, str], *, allow_loopback: bool) -> str:
     address = _text(raw, "address")
     if not re.match(r"^(https?|mqtts?)://[^\s/]+(/\S*)?$", address):
         errors["address"] = "地址无效 address must be an http(s):// URL or an mqtt(s)://host/topic"
+    elif address.startswith("http") and not allow_loopback and names_local_target(address):
+        errors["address"] = ("地址指向本机或链路本地地址 address points at this machine or a link-local network "
+                             "(127.0.0.0/8, ::1, 169.254.0.0/16, fe80::/10); [devices] allow_loopback allows it")
     return address
 
 
 def parse_device(raw: Mapping[str, Any], ref: Reference, *, did: str = "",
-                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24)) -> Device:
-    """A device from typed fields; a missing token is generated. Raises FieldErrors."""
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+                 allow_loopback: bool = False) -> Device:
+    """A device from typed fields; a missing token is generated. Raises FieldErrors.
+
+    An http(s) address on this machine or a link-local network is refused unless `allow_loopback`.
+    """
     errors: dict[str, str] = {}
     notes: list[str] = []
     name = _name(raw, errors)
     kind = _kind(raw, _DEVICE_WORDS, DEVICE_KINDS, errors)
     region = _region(raw, ref, errors, notes)
-    address = _address(raw, errors)
+    address = _address(raw, errors, allow_loopback=allow_loopback)
     location = parse_location(raw, errors)
     token = _text(raw, "token") or token_factory()
     if len(token) < 16:

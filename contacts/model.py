@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from contacts.addresses import mask_credentials
+
 #: channel kinds a person can be reached by, in the registry's vocabulary
 PERSON_CHANNELS = ("sms", "voice")
 PHONE_KINDS = ("mobile", "landline")
@@ -175,8 +177,9 @@ def contact_json(c: Contact, *, phone: str | None = None) -> dict[str, Any]:
 
 
 def device_json(d: Device, *, show_token: bool) -> dict[str, Any]:
-    """A device as the API shows it; the token only to those allowed to see it."""
-    out: dict[str, Any] = {"id": d.id, "name": d.name, "kind": d.kind, "region": d.region, "address": d.address,
+    """A device as the API shows it; the token, and credentials in its address, only to those allowed to see them."""
+    address = d.address if show_token else mask_credentials(d.address)
+    out: dict[str, Any] = {"id": d.id, "name": d.name, "kind": d.kind, "region": d.region, "address": address,
                            "location": d.location.as_dict() if d.location else None, "active": d.active,
                            "created": d.created, "updated": d.updated}
     if show_token:

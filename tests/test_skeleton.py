@@ -5,23 +5,63 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.conftest import auth, make_settings
+from warning.clock import FakeClock
 from warning.errors import ConfigError
+from warning.redis_server import PrivateRedis, free_port
 from warning.settings import load_settings
+from warning.web.app import create_app
+from warning.web.keys import Deps
 from warning.web.routing import ApiRoutes
+from warning.web.throttle import API_FAILURE_WINDOW_S, API_FAILURES_ALLOWED
 
 
-async def test_healthz_reports_redis(client: Any) -> None:
+async def test_healthz_says_only_ok(client: Any) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200
-    body = await resp.json()
-    assert body["status"] == "ok"
-    assert body["redis"]["ok"] is True
-    assert body["redis"]["mode"] == "external"
+    assert await resp.json() == {"status": "ok"}  # nothing about where the store is or how it is reached
     assert resp.headers["X-Request-Id"]
+
+
+async def test_healthz_says_unavailable_when_the_store_is_down(aiohttp_client: Any, tmp_path: Path) -> None:
+    store = PrivateRedis(tmp_path / "store", port=free_port(), appendonly=False)
+    store.start()
+    try:
+        client = await aiohttp_client(create_app(make_settings(tmp_path), deps=Deps(redis_url=store.url)))
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        store.stop()
+    resp = await client.get("/healthz")
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    text = await resp.text()
+    assert await resp.json() == {"status": "unavailable"} and str(store.port) not in text and "127.0.0.1" not in text
+
+
+async def test_the_bearer_api_pauses_an_address_after_repeated_401s(client: Any, clock: FakeClock) -> None:
+    for _ in range(API_FAILURES_ALLOWED):
+        resp = await client.get("/api/v1/contacts", headers={"Authorization": "Bearer guess-guess-guess-0"})
+        assert resp.status == 401
+    # the address waits now, even with a right token, so a right guess looks like any other
+    resp = await client.get("/api/v1/contacts", headers=auth("admin"))
+    assert resp.status == 429 and 0 < int(resp.headers["Retry-After"]) <= API_FAILURE_WINDOW_S
+    body = await resp.json()
+    assert body["error"] == "too many requests" and body["request_id"]
+    # another address is not concerned
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.3", 0))) as other:
+        assert (await other.get(f"{base}/api/v1/contacts", headers=auth("admin"))).status == 200
+    clock.advance(API_FAILURE_WINDOW_S)
+    assert (await client.get("/api/v1/contacts", headers=auth("admin"))).status == 200
+
+
+async def test_throttle_429_is_documented_on_guarded_routes(client: Any) -> None:
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    guarded = [op for ops in spec["paths"].values() for op in ops.values() if "security" in op]
+    assert guarded and all("429" in op["responses"] for op in guarded)
 
 
 async def test_request_id_is_echoed(client: Any) -> None:

@@ -33,6 +33,8 @@ from warning.warning_store import WarningStore
 from warning.worker import ChannelWorker, WorkerConfig, requeue_retry
 
 logger = logging.getLogger(__name__)
+#: The shortest `[hooks] kannel_secret` accepted (as for API tokens).
+MIN_HOOK_SECRET_CHARS = 16
 
 
 @dataclass
@@ -185,19 +187,57 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
 
     public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
     out: dict[str, Channel] = {}
-    hook_secret = str(settings.section("hooks").get("kannel_secret", "") or "")
+    hook_secret = kannel_hook_secret(settings, tables)
+    allow_loopback = devices_allow_loopback(settings)
     for i, table in enumerate(tables):
-        if table.get("provider") == "kannel" and hook_secret and "callback_secret" not in table:
+        if table.get("provider") == "kannel" and "callback_secret" not in table:
             # the DLR hook checks [hooks] kannel_secret: the channel must put the same secret in its dlr-url
             table = {**table, "callback_secret": hook_secret}
+        name = str(table["name"])
         try:
-            out[str(table["name"])] = build_channel(str(table["name"]), table, http=http, clock=clock,
-                                                    public_url=public_url)
+            out[name] = build_channel(name, table, http=http, clock=clock, public_url=public_url,
+                                      allow_loopback=allow_loopback)
         except ConfigError:
             raise
         except (ValueError, TypeError, KeyError) as exc:
+            # adapters say "channels.<name>.<key>: reason"; the file calls that key channels[i].<key>
+            key, sep, reason = str(exc).partition(": ")
+            if sep and key.startswith(f"channels.{name}."):
+                raise ConfigError(settings.sources[-1], f"channels[{i}].{key.removeprefix(f'channels.{name}.')}",
+                                  reason) from None
             raise ConfigError(settings.sources[-1], f"channels[{i}]", str(exc)) from None
     return out
+
+
+def check_channel_config(settings: Settings) -> None:
+    """What of the channels' configuration can be checked before anything starts: [[channels]], the Kannel hook
+    secret, [devices]. (Each adapter checks its own keys when it is built.)"""
+    tables = channel_tables(settings)
+    kannel_hook_secret(settings, tables)
+    devices_allow_loopback(settings)
+
+
+def devices_allow_loopback(settings: Settings) -> bool:
+    """`[devices] allow_loopback`: whether device addresses may be on this machine or a link-local network."""
+    value = settings.section("devices").get("allow_loopback", False)
+    if not isinstance(value, bool):
+        raise ConfigError(settings.sources[-1], "devices.allow_loopback", f"expected true or false, got {value!r}")
+    return value
+
+
+def kannel_hook_secret(settings: Settings, tables: list[Mapping[str, Any]]) -> str:
+    """`[hooks] kannel_secret`, checked: Kannel has no signatures, so this secret in its callback URLs is all that
+    keeps strangers from posting receipts and replies. A kannel channel without one does not start."""
+    secret = settings.section("hooks").get("kannel_secret", "") or ""
+    secret = secret if isinstance(secret, str) else ""
+    kannel = [str(t["name"]) for t in tables if t.get("provider") == "kannel"]
+    needed = bool(kannel) or bool(settings.section("hooks").get("kannel_secret"))
+    if needed and len(secret.strip()) < MIN_HOOK_SECRET_CHARS:
+        why = f"the kannel channel {kannel[0]!r} needs it" if kannel else "too short, or not a string"
+        raise ConfigError(settings.sources[-1], "hooks.kannel_secret",
+                          f"{why}: at least {MIN_HOOK_SECRET_CHARS} characters, the secret Kannel puts in its "
+                          "delivery-report and reply URLs (k=); set it with WARNING_HOOKS_KANNEL_SECRET")
+    return secret
 
 
 def make_workers(services: Services, *, consumer: str | None = None) -> list[ChannelWorker]:

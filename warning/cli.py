@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from warning.errors import ConfigError
+from warning.redis_server import SOCKET_FILE, StartupError, folder_owner
 from warning.settings import Settings, load_settings
 
 #: subcommand registrars: each adds its parser(s) and sets `func`
@@ -26,9 +30,56 @@ def settings_from_args(args: argparse.Namespace, *, demo_when_unconfigured: bool
     return load_settings(args.config, demo=demo)
 
 
+def masked_url(url: str) -> str:
+    """A store URL fit to print: any password (in the authority or as `?password=`) replaced by ***."""
+    url = re.sub(r"(?<=://)([^:@/]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+
+def command_store(settings: Settings) -> str:
+    """The store a command other than `serve` works on, said on stderr: `[redis] url`, else the private Redis of
+    the `warning serve` that owns `[redis] data_dir`. Never a store of its own, which nobody would read."""
+    if settings.redis.url:
+        print(f"存储 store: Redis {masked_url(settings.redis.url)}", file=sys.stderr, flush=True)
+        return settings.redis.url
+    data_dir = Path(settings.redis.data_dir).resolve()
+    owner = folder_owner(data_dir)
+    if owner is None:
+        raise ConfigError(settings.sources[-1], "redis.url",
+                          f"未配置 Redis，且没有运行中的 warning serve 使用数据目录 {data_dir}: no [redis] url, and no "
+                          "running `warning serve` owns that data folder; start the service first, or set [redis] "
+                          "url (WARNING_REDIS_URL)")
+    url = f"unix://{data_dir / SOCKET_FILE}?db=0"
+    print(f"存储 store: private Redis of warning serve, {owner}: {url}", file=sys.stderr, flush=True)
+    return url
+
+
+def check_port(host: str, port: int) -> None:
+    """StartupError (one line) when `host:port` cannot be listened on, before anything is started."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"无法监听 cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: only a listener clashes
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                raise port_error(host, port, exc) from None
+
+
+def port_error(host: str, port: int, exc: OSError) -> StartupError:
+    """The one line said when the web server cannot listen."""
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(f"端口已被占用 port in use: {host}:{port} (another process listens on it; see --port)")
+    return StartupError(f"无法监听 cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from warning.bootstrap import check_channel_config
     from warning.logs import setup_logging
     from warning.web.app import create_app
 
@@ -36,13 +87,22 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_format, settings.server.log_level)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    check_channel_config(settings)  # a bad [[channels]] or a missing hook secret stops us before any store starts
+    check_port(host, port)
+    if settings.redis.url:
+        print(f"存储 store: Redis {masked_url(settings.redis.url)}", file=sys.stderr, flush=True)
     if settings.demo:
         print(f"demo county: {settings.section('issuer').get('name')} ({settings.section('issuer').get('code')})")
         print(f"dashboard: http://{host}:{port}/")
         for token in settings.tokens:
             print(f"  demo token  {token.role:<9} {token.token}")
-    web.run_app(create_app(settings), host=host, port=port, print=lambda s: print(s, flush=True),
-                access_log=None)
+    try:
+        web.run_app(create_app(settings), host=host, port=port, print=lambda s: print(s, flush=True),
+                    access_log=None)
+    except OSError as exc:  # taken between the check and the bind; the private Redis is stopped by then
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise port_error(host, port, exc) from None
+        raise
     return 0
 
 
@@ -50,8 +110,8 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("serve", help="web, workers and scheduler in one process")
     add_config_arg(p)
     p.add_argument("--demo", action="store_true", help="load the demo county and simulated channels")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--host", default=None, help="address to listen on (default: [server] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port to listen on (default: [server] port, 8080)")
     p.set_defaults(func=_serve)
 
 
@@ -77,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"no such file: {Path(exc.filename or '')}", file=sys.stderr)

@@ -14,9 +14,8 @@ from contacts.importer import ImportReport, import_contacts
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
 from contacts.tabular import FileProblem, sniff_format
-from warning.cli import add_config_arg, settings_from_args
+from warning.cli import add_config_arg, command_store, settings_from_args
 from warning.clock import SystemClock
-from warning.redis_server import PrivateRedis
 from warning.settings import Settings
 
 #: exit statuses: every row imported / some rows refused / the file or the configuration unusable
@@ -62,33 +61,13 @@ def print_report(report: ImportReport, out: TextIO) -> None:
         out.writelines(f"{p.row:>8}  {p.message}\n" for p in sorted(problems, key=lambda p: p.row))
 
 
-async def _import(settings: Settings, stream: IO[bytes], fmt: str, ref: Reference, progress: ProgressPrinter) \
-        -> ImportReport:
-    url, private = settings.redis.url, None
-    if not url:
-        private = PrivateRedis(settings.redis.data_dir)
-        url = private.url
-        if not await _answers(url):  # no `warning serve` running on this data directory: start our own
-            url = private.start()
-        else:
-            private = None
+async def _import(url: str, settings: Settings, stream: IO[bytes], fmt: str, ref: Reference,
+                  progress: ProgressPrinter) -> ImportReport:
     client = aioredis.Redis.from_url(url, decode_responses=True)
     try:
         batch = int(settings.section("registry").get("import_batch_rows", 1000))
         return await import_contacts(stream, fmt, RedisRegistry(client), ref, now=SystemClock().now(),
                                      batch_rows=batch, progress=progress)
-    finally:
-        await client.aclose()
-        if private is not None:
-            private.stop()
-
-
-async def _answers(url: str) -> bool:
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(await client.ping())
-    except (OSError, aioredis.ConnectionError):
-        return False
     finally:
         await client.aclose()
 
@@ -104,7 +83,8 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             fmt = sniff_format(stream.read(8), path.name)
             stream.seek(0)
-            report = asyncio.run(_import(settings, stream, fmt, ref, ProgressPrinter(sys.stderr)))
+            url = command_store(settings)  # the service's own store, never a throwaway one
+            report = asyncio.run(_import(url, settings, stream, fmt, ref, ProgressPrinter(sys.stderr)))
         except FileProblem as exc:
             print(f"文件无法导入 file cannot be imported: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE

@@ -112,3 +112,9 @@ def escalation_key(warning_id: str) -> str:
 def reports_key(warning_id: str) -> str:
     """Stream: replies that were not acknowledgments (回执内容, field reports), newest last."""
     return f"{PREFIX}{tag(warning_id)}:reports"
+
+
+# --- sign-in and API throttling ---------------------------------------------------------------
+def throttle_key(name: str, subject_digest: str, window: int) -> str:
+    """String (TTL: one window): failures of one subject (an address, a token tried) in one window of `name`."""
+    return f"{PREFIX}throttle:{name}:{subject_digest}:{window}"

@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 async def run_workers(args: argparse.Namespace) -> int:
     """Run one worker per configured channel, plus the due-timer loop, until SIGTERM or SIGINT."""
-    from warning.bootstrap import build_services, due_loop, make_workers
-    from warning.cli import settings_from_args
+    from warning.bootstrap import build_services, check_channel_config, due_loop, make_workers
+    from warning.cli import command_store, settings_from_args
     from warning.clock import SystemClock
     from warning.logs import register_secret, setup_logging
 
@@ -28,10 +28,8 @@ async def run_workers(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_format, settings.server.log_level)
     for token in settings.tokens:
         register_secret(token.token)
-    if not settings.redis.url:
-        raise ConfigError(settings.sources[-1], "redis.url",
-                          "a worker needs the shared Redis of the service: set [redis] url or WARNING_REDIS_URL")
-    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True)
+    check_channel_config(settings)
+    redis = aioredis.Redis.from_url(command_store(settings), decode_responses=True)
     clock = SystemClock()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -67,7 +67,7 @@ SPECS = [
     AdapterSpec(
         "http_escreen",
         lambda http, base: HttpDeviceChannel(name="screens", http=http, public_url=PUBLIC, token=SECRET,
-                                             timeout_s=0.3),
+                                             timeout_s=0.3, allow_loopback=True),
         ok_status=200, ok_body=b'{"id": "screen-copy-1"}',
         address=lambda base, i: f"{base}/device/{i}",
         receipt_keys=("delivery_id", "status", "at", "error", "token", "device_ref"),
@@ -78,7 +78,7 @@ SPECS = [
     AdapterSpec(
         "http_broadcast",
         lambda http, base: HttpDeviceChannel(name="speakers", http=http, public_url=PUBLIC, kind="broadcast",
-                                             token=SECRET, timeout_s=0.3),
+                                             token=SECRET, timeout_s=0.3, allow_loopback=True),
         ok_status=200, ok_body=b"ok", ok_type="text/plain",
         address=lambda base, i: f"{base}/speaker/{i}",
         receipt_keys=("delivery_id", "status", "at", "error"),

@@ -38,7 +38,7 @@ async def test_device_payload_and_per_device_results(aiohttp_server: Any, http: 
     app.router.add_post("/screen/{n}", screen)
     app.router.add_post("/broken", broken)
     base = str((await aiohttp_server(app)).make_url("")).rstrip("/")
-    ch = HttpDeviceChannel(name="screens", http=http, public_url=PUBLIC, token="device-token-123")
+    ch = HttpDeviceChannel(name="screens", http=http, public_url=PUBLIC, token="device-token-123", allow_loopback=True)
     batch = [Outbound("d1", f"{base}/screen/1", "暴雨红色预警", meta={"level": "red", "colour": "#E60012"},
                       callback_token="ack-1"),
              Outbound("d2", f"{base}/broken", "x"), Outbound("d3", "not-a-url", "x")]

@@ -1,4 +1,4 @@
-"""`warning contacts import FILE`: report, exit status, progress, Redis from config or a private one."""
+"""`warning contacts import FILE`: report, exit status, progress (which store it uses: tests/test_store_owner.py)."""
 
 from __future__ import annotations
 
@@ -72,24 +72,6 @@ def test_unusable_file_exits_2(tmp_path: Path, config: str, capsys: pytest.Captu
 def test_missing_file_exits_2(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["contacts", "import", "/nonexistent/people.csv", "--config", config]) == 2
     assert "no such file" in capsys.readouterr().err
-
-
-def test_private_redis_when_no_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv("WARNING_REDIS_URL", raising=False)
-    data = tmp_path / "data"
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[redis]\ndata_dir = "{data}"\n', encoding="utf-8")
-    people = tmp_path / "people.csv"
-    people.write_bytes(csv_bytes([ZH_HEADER, *ROWS]))
-    assert main(["contacts", "import", str(people), "--config", str(cfg)]) == 0
-    assert "新增 accepted: 2" in capsys.readouterr().out
-    server = PrivateRedis(data)  # the same data directory: the contacts are in its append-only file
-    server.start()
-    try:
-        assert _count(server.url) == 2
-    finally:
-        server.stop()
 
 
 class _Tty(io.StringIO):

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
+
 from tests.conftest import TOKENS, auth
 from tests.dashboard.conftest import World, login, login_csrf
-from warning.web.dashboard import LOGIN_FAILURES_ALLOWED, safe_next
+from warning.clock import FakeClock
+from warning.web.dashboard import safe_next
 from warning.web.dashboard_session import COOKIE, issue_login_link
 from warning.web.keys import session_book_key
+from warning.web.throttle import LOGIN_FAILURE_WINDOW_S, LOGIN_FAILURES_ALLOWED
 
 
 def _cookie(world: World) -> str:
@@ -146,3 +151,70 @@ async def test_guessing_tokens_pauses_sign_in_for_that_address(world: World) -> 
     # even the right token waits now, so a guess that happens to be right is not told apart
     resp = await login(world.client, "viewer")
     assert resp.status == 429 and COOKIE not in {c.key for c in world.client.session.cookie_jar}
+
+
+class _Browser:
+    """A browser at another address (127.0.0.n: every loopback address reaches the test server)."""
+
+    def __init__(self, world: World, n: int) -> None:
+        self.base = str(world.client.make_url("")).rstrip("/")
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(f"127.0.0.{n}", 0)),
+                                             cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def sign_in(self, token: str) -> aiohttp.ClientResponse:
+        form = await (await self.session.get(f"{self.base}/login")).text()
+        found = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert found is not None
+        return await self.session.post(f"{self.base}/login", data={"token": token, "csrf": found.group(1)},
+                                       allow_redirects=False)
+
+    async def get(self, path: str) -> aiohttp.ClientResponse:
+        return await self.session.get(f"{self.base}{path}", allow_redirects=False)
+
+
+async def test_the_same_wrong_token_is_paused_whatever_the_address(world: World, clock: FakeClock) -> None:
+    browsers = [_Browser(world, n) for n in range(2, LOGIN_FAILURES_ALLOWED + 5)]
+    try:
+        for b in browsers[:LOGIN_FAILURES_ALLOWED]:  # one try each: no address is over its own limit
+            assert (await b.sign_in("leaked-old-token-000")).status == 401
+        fresh = browsers[LOGIN_FAILURES_ALLOWED]
+        paused = await fresh.sign_in("leaked-old-token-000")
+        assert paused.status == 429 and 0 < int(paused.headers["Retry-After"]) <= LOGIN_FAILURE_WINDOW_S
+        # another token, from an address that has not failed, is judged as usual
+        assert (await fresh.sign_in("another-guess-0000")).status == 401
+        assert (await browsers[LOGIN_FAILURES_ALLOWED + 1].sign_in(TOKENS["viewer"])).status == 303
+        clock.advance(LOGIN_FAILURE_WINDOW_S)
+        assert (await browsers[LOGIN_FAILURES_ALLOWED + 2].sign_in("leaked-old-token-000")).status == 401
+    finally:
+        for b in browsers:
+            await b.session.close()
+
+
+async def test_a_one_time_link_is_paused_after_bad_signatures_from_anywhere(world: World, clock: FakeClock) -> None:
+    path = await issue_login_link(world.client.app, "approver")
+    nonce_sig = path.split("t=")[1].split("&")[0]
+    forged = path.replace(nonce_sig, nonce_sig.split(".")[0] + ".forged-signature")
+    browsers = [_Browser(world, n) for n in range(2, LOGIN_FAILURES_ALLOWED + 4)]
+    try:
+        for b in browsers[:LOGIN_FAILURES_ALLOWED]:
+            assert (await b.get(forged)).status == 403
+        # the link itself is paused now, even with its right signature
+        paused = await browsers[LOGIN_FAILURES_ALLOWED].get(path)
+        assert paused.status == 429 and COOKIE not in {c.key for c in browsers[LOGIN_FAILURES_ALLOWED].session.cookie_jar}
+        clock.advance(LOGIN_FAILURE_WINDOW_S)
+        assert (await browsers[LOGIN_FAILURES_ALLOWED + 1].get(path)).status == 303
+    finally:
+        for b in browsers:
+            await b.session.close()
+
+
+async def test_bad_links_count_against_the_address_for_the_form_too(world: World) -> None:
+    for i in range(LOGIN_FAILURES_ALLOWED):
+        resp = await world.client.get(f"/login/link?t=nonce{i}.bad", allow_redirects=False)
+        assert resp.status == 403
+    assert (await login(world.client, "viewer")).status == 429
+    other = _Browser(world, 7)
+    try:
+        assert (await other.sign_in(TOKENS["viewer"])).status == 303
+    finally:
+        await other.session.close()

@@ -265,7 +265,7 @@ async def test_no_whole_phone_or_secret_in_any_log_line_or_viewer_body(make_rig:
                 {"name": "screens", "kind": "escreen", "provider": "http", "rate_per_s": 100}]
 
     rig = await make_rig(channels=channels, hooks={"kannel_secret": KANNEL_SECRET},
-                         server={"session_secret": SESSION_SECRET})
+                         server={"session_secret": SESSION_SECRET}, devices={"allow_loopback": True})
     wid, viewer = await run_flow(rig, screens)
     # the flow did what it says: faults, fallback, escalation, acks
     states = {(r.delivery.address, r.delivery.kind, r.delivery.wave): r.delivery.state.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -24,7 +25,6 @@ from warning.web.keys import (
     clock_key,
     deps_key,
     http_key,
-    redis_info_key,
     redis_key,
     route_tables_key,
     settings_key,
@@ -58,13 +58,12 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = deps.redis_url or settings.redis.url
     private: PrivateRedis | None = None
     if not url:
-        private = PrivateRedis(settings.redis.data_dir)
+        private = PrivateRedis(settings.redis.data_dir)  # FolderBusy when another process owns the folder
         url = private.start()
-        print(f"private Redis: {private.binary_source}, {url}, data in {private.data_dir}", flush=True)
+        print(f"存储 store: private Redis ({private.binary_source}) {url}, data in {private.data_dir}",
+              file=sys.stderr, flush=True)
     client = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
     app[redis_key] = client
-    app[redis_info_key] = {"mode": "private" if private else "external",
-                           "where": url.split("@")[-1]}
     try:
         yield
     finally:

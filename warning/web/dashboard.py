@@ -20,7 +20,7 @@ from warning import keys
 from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.logs import redact, register_secret
-from warning.web import delivery_api, followup_api, warnings_api
+from warning.web import delivery_api, followup_api, throttle, warnings_api
 from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
 from warning.web.dashboard_session import (
     COOKIE,
@@ -46,9 +46,6 @@ from warning.web.routing import ApiRoutes, Handler, Unauthorized, path_param
 logger = logging.getLogger(__name__)
 routes = ApiRoutes("dashboard")
 WID = path_param("id", "warning id")
-#: wrong tokens one address may try before sign-in pauses for LOGIN_FAILURE_WINDOW_S
-LOGIN_FAILURES_ALLOWED = 10
-LOGIN_FAILURE_WINDOW_S = 600
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
 STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
@@ -149,6 +146,16 @@ def _login_page(request: web.Request, nonce: str, *, error: str = "", status: in
     return response
 
 
+async def _sign_in_paused(request: web.Request, nonce: str, subjects: tuple[str, ...]) -> web.Response | None:
+    """The 429 sign-in page (with Retry-After) while an address or a token tried has used up its failures."""
+    wait_s = await throttle.SIGN_IN.retry_after_s(request.app[redis_key], request.app[clock_key], *subjects)
+    if wait_s is None:
+        return None
+    response = _login_page(request, nonce, error="尝试次数过多，请稍后再试 Too many attempts; try again later", status=429)
+    response.headers["Retry-After"] = str(wait_s)
+    return response
+
+
 @routes.get("/", summary="The dashboard's address", roles=None)
 async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/dashboard")
@@ -163,7 +170,8 @@ async def login_form(request: web.Request) -> web.Response:
 
 @routes.post("/login", summary="Sign in: sets an HttpOnly session cookie (form: token, csrf, next)", roles=None,
              responses={"303": {"description": "signed in"}, "401": {"description": "unknown token"},
-                        "403": {"description": "bad CSRF token, or a token that may not use the dashboard"}})
+                        "403": {"description": "bad CSRF token, or a token that may not use the dashboard"},
+                        "429": {"description": "too many wrong tokens from this address, or this token (Retry-After)"}})
 async def login(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
     form = await request.post()
@@ -171,18 +179,15 @@ async def login(request: web.Request) -> web.Response:
     if not book.csrf_ok(f"login:{nonce}", str(form.get("csrf", ""))):
         return _login_page(request, secrets.token_urlsafe(18), error="表单已过期，请重试 The form expired; try again",
                            status=403)
-    redis: Any = request.app[redis_key]
-    failures_key = f"{keys.PREFIX}login-failures:{request.remote or '-'}"
-    if int(await redis.get(failures_key) or 0) >= LOGIN_FAILURES_ALLOWED:
-        return _login_page(request, nonce, error="尝试次数过多，请稍后再试 Too many attempts; try again later",
-                           status=429)
-    token = book.find_token(str(form.get("token", "")))
+    presented = str(form.get("token", ""))
+    subjects = (throttle.address_of(request.remote), throttle.token_tried(presented))
+    paused = await _sign_in_paused(request, nonce, subjects)
+    if paused is not None:
+        return paused
+    token = book.find_token(presented)
     if token is None:
-        # wrong tokens are counted per address for a while: guessing a token from a browser is not a way in
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.incr(failures_key)
-            pipe.expire(failures_key, LOGIN_FAILURE_WINDOW_S)
-            await pipe.execute()
+        # wrong tokens are counted per address and per token for a while: guessing is not a way in
+        await throttle.SIGN_IN.failed(request.app[redis_key], request.app[clock_key], *subjects)
         logger.warning("dashboard sign-in refused: unknown token from %s", request.remote)
         return _login_page(request, nonce, error="令牌无效 Unknown token", status=401)
     if token.role not in DASHBOARD_ROLES:
@@ -197,15 +202,21 @@ async def login(request: web.Request) -> web.Response:
 @routes.get("/login/link", summary="One-time sign-in link (single use, short-lived, signed)", roles=None,
             params=[{"name": "t", "in": "query", "required": True, "schema": {"type": "string"},
                      "description": "the link's signed nonce"}],
-            responses={"303": {"description": "signed in"}, "403": {"description": "bad, used or expired link"}})
+            responses={"303": {"description": "signed in"}, "403": {"description": "bad, used or expired link"},
+                       "429": {"description": "too many bad links from this address, or for this link (Retry-After)"}})
 async def login_link(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
     nonce, _, signature = request.query.get("t", "").partition(".")
+    subjects = (throttle.address_of(request.remote), throttle.token_tried(nonce))
+    paused = await _sign_in_paused(request, secrets.token_urlsafe(18), subjects)
+    if paused is not None:
+        return paused
     name = None
     if nonce and secrets.compare_digest(book.link_signature(nonce), signature):
         name = await request.app[redis_key].getdel(link_key(nonce))
     token = next((t for t in book.tokens if t.name == name), None) if name else None
     if token is None or token.role not in DASHBOARD_ROLES:
+        await throttle.SIGN_IN.failed(request.app[redis_key], request.app[clock_key], *subjects)
         return _login_page(request, secrets.token_urlsafe(18), error="链接无效或已使用 The link is invalid or used",
                            status=403)
     response = web.HTTPSeeOther(safe_next(request.query.get("next")))

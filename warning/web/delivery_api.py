@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from contacts.addresses import mask_credentials
 from contacts.export import csv_text, guard, xlsx_bytes
 from contacts.phone import mask_phone
 from warning.coverage import coverage
@@ -47,10 +48,15 @@ async def get_coverage(request: web.Request) -> web.Response:
     return web.json_response(doc, dumps=_dumps)
 
 
-def _row(row: Row, masked: bool, *, sheet: bool = False) -> list[str]:
-    """One delivery as cells; `sheet` makes text cells inert for spreadsheets."""
+def _row(row: Row, masked: bool, *, sheet: bool = False, admin: bool = False) -> list[str]:
+    """One delivery as cells: phones masked when `masked` (viewers), a device URL's credentials unless `admin`;
+    `sheet` makes text cells inert for spreadsheets."""
     d = row.delivery
-    address = mask_phone(d.address) if masked and d.address.startswith("+") else d.address
+    address = d.address
+    if address.startswith("+"):
+        address = mask_phone(address) if masked else address
+    elif not admin:
+        address = mask_credentials(address)
     cell = guard if sheet else str
     return [d.id, str(d.version), d.recipient_id, cell(row.name), row.role, row.region, d.kind, d.channel,
             cell(address), d.state.value, str(d.attempts), d.provider_ref or "", cell(d.error or ""),
@@ -81,7 +87,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
     record = await services.lifecycle.get(request.match_info["id"])
     q = request.query
     state, kind, region, fmt, limit, offset = _query(q)
-    masked = principal(request).role == "viewer"
+    masked, admin = principal(request).role == "viewer", principal(request).role == "admin"
     ids = await services.deliveries.ids(record.id)
 
     def keep(row: Row) -> bool:
@@ -96,7 +102,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
             pos += len(chunk)
             for row in await services.deliveries.rows(record.id, chunk):
                 if keep(row):
-                    items.append(dict(zip(COLUMNS_EN, _row(row, masked), strict=True)))
+                    items.append(dict(zip(COLUMNS_EN, _row(row, masked, admin=admin), strict=True)))
         return web.json_response({"items": items, "next_cursor": str(pos) if pos < len(ids) else None},
                                  dumps=_dumps)
 
@@ -105,7 +111,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
         for i in range(0, len(ids), 1000):
             for row in await services.deliveries.rows(record.id, ids[i:i + 1000]):
                 if keep(row):
-                    yield _row(row, masked, sheet=True)
+                    yield _row(row, masked, sheet=True, admin=admin)
 
     name = f"deliveries-{record.id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}

@@ -38,7 +38,6 @@ clock_key = web.AppKey[Clock]("clock")
 redis_key = web.AppKey("redis", aioredis.Redis)
 http_key = web.AppKey("http", aiohttp.ClientSession)
 route_tables_key = web.AppKey("route_tables", list["ApiRoutes"])
-redis_info_key = web.AppKey("redis_info", dict[str, str])
 principal_key = web.RequestKey("principal", Token)
 #: the contact registry (people, devices, hazard sites) and the reference data it validates against
 registry_key = web.AppKey("registry", RedisRegistry)

@@ -37,6 +37,8 @@ def build_openapi(docs: Iterable[RouteDoc], *, version: str, server_url: str) ->
             op["x-roles"] = sorted(set(d.roles) | {"admin"})
             op["responses"].setdefault("401", {"description": _STATUS_TEXT["401"], "content": _json_error()})
             op["responses"].setdefault("403", {"description": _STATUS_TEXT["403"], "content": _json_error()})
+            op["responses"].setdefault("429", {"description": "too many failed tokens from this address (Retry-After)",
+                                               "content": _json_error()})
         paths.setdefault(d.path, {})[d.method.lower()] = op
     return {
         "openapi": "3.0.3",

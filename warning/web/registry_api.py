@@ -11,9 +11,10 @@ from contacts.fields import FieldErrors, parse_device, parse_site
 from contacts.model import HazardSite, device_json, site_json
 from contacts.regions import InvalidRegionCode, query_prefix
 from contacts.store import RecordConflict
+from warning.bootstrap import devices_allow_loopback
 from warning.errors import BadRequest, Conflict, NotFound
 from warning.web.contacts_api import invalid, json_ok, read_body
-from warning.web.keys import clock_key, reference_key, registry_key
+from warning.web.keys import clock_key, reference_key, registry_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
 
@@ -43,7 +44,7 @@ def _show_token(request: web.Request) -> bool:
 
 @routes.get("/api/v1/devices", summary="List devices (e-screens, loudspeakers)", roles=READERS,
             params=[query_param("region", "region code prefix"), query_param("kind", "escreen or broadcast")],
-            description="The acknowledgment token is shown to admins only.", responses=error_responses(400))
+            description="The acknowledgment token, and credentials in a device's address, are shown to admins only.", responses=error_responses(400))
 async def list_devices(request: web.Request) -> web.Response:
     registry, prefixes = request.app[registry_key], _prefixes(request)
     kind = request.query.get("kind") or None
@@ -57,7 +58,8 @@ async def list_devices(request: web.Request) -> web.Response:
 async def create_device(request: web.Request) -> web.Response:
     app = request.app
     try:
-        device = parse_device(await read_body(request, DEVICE_FIELDS), app[reference_key])
+        device = parse_device(await read_body(request, DEVICE_FIELDS), app[reference_key],
+                              allow_loopback=devices_allow_loopback(app[settings_key]))
         stored = await app[registry_key].put_device(device, app[clock_key].now(), create=True)
     except FieldErrors as exc:
         raise invalid(exc) from None
@@ -86,7 +88,8 @@ async def patch_device(request: web.Request) -> web.Response:
     app, old = request.app, await _device_or_404(request)
     merged = {**device_json(old, show_token=True), **await read_body(request, DEVICE_FIELDS)}
     try:
-        device = parse_device(merged, app[reference_key], did=old.id)
+        device = parse_device(merged, app[reference_key], did=old.id,
+                              allow_loopback=devices_allow_loopback(app[settings_key]))
         stored = await app[registry_key].put_device(device, app[clock_key].now(), create=False)
     except FieldErrors as exc:
         raise invalid(exc) from None

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from warning.errors import ApiError, Forbidden
 from warning.settings import Token
-from warning.web.keys import principal_key, settings_key
+from warning.web.keys import clock_key, principal_key, redis_key, settings_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: every API role; admin may call anything a role may call
@@ -63,6 +63,27 @@ def authenticate(request: web.Request) -> Token:
     return found
 
 
+async def authenticate_throttled(request: web.Request) -> Token | web.Response:
+    """authenticate(); but after too many 401s from the request's address, the 429 (with Retry-After) to answer
+    instead, whatever the token (a right guess must look like any other), until the window of `throttle.API` ends."""
+    from warning.web import throttle
+    from warning.web.middlewares import json_error
+
+    redis, clock = request.app[redis_key], request.app[clock_key]
+    address = throttle.address_of(request.remote)
+    wait_s = await throttle.API.retry_after_s(redis, clock, address)
+    if wait_s is not None:
+        response = json_error(429, "too many requests",
+                              f"尝试次数过多，请 {wait_s} 秒后再试 too many failed attempts; retry in {wait_s} s")
+        response.headers["Retry-After"] = str(wait_s)
+        return response
+    try:
+        return authenticate(request)
+    except Unauthorized:
+        await throttle.API.failed(redis, clock, address)
+        raise
+
+
 def principal(request: web.Request) -> Token:
     """The authenticated caller of this request."""
     token: Token | None = request.get(principal_key)
@@ -74,7 +95,9 @@ def principal(request: web.Request) -> Token:
 def _guard(handler: Handler, roles: tuple[str, ...]) -> Handler:
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        token = authenticate(request)
+        token = await authenticate_throttled(request)
+        if isinstance(token, web.StreamResponse):  # the address is paused
+            return token
         if token.role != "admin" and token.role not in roles:
             raise Forbidden("forbidden", f"role {token.role!r} may not do this; allowed: {', '.join(roles)}")
         request[principal_key] = token
