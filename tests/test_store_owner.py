@@ -25,7 +25,7 @@ from warning.cli import main, masked_url
 from warning.redis_server import PrivateRedis, folder_owner, free_port
 
 ADMIN = TOKENS["admin"]
-PEOPLE = [["张伟", "13800138000", "党政干部", "510722100", "", "", "", "", ""]]
+PEOPLE = [["张伟", "13800138000", "党政干部", "510722101", "", "", "", "", ""]]
 
 
 def _config(tmp_path: Path, **extra: str) -> Path:
@@ -102,7 +102,7 @@ def test_serve_killed_takes_its_redis_along_and_a_restart_keeps_the_data(tmp_pat
     servers.append(first)
     first.wait_ready()
     status, created = first.call("POST", "/api/v1/contacts", {"name": "张伟", "phone": "13800138000",
-                                                              "role": "cadre", "region": "510722100"})
+                                                              "role": "cadre", "region": "510722101"})
     assert status == 201, created
     [redis_pid] = servers_on(data)
     first.proc.kill()  # SIGKILL: serve runs no cleanup at all
@@ -137,7 +137,7 @@ def test_a_second_serve_on_the_same_folder_exits_2_and_harms_nothing(tmp_path: P
     # the first server is untouched: same Redis, its socket in place, still answering and holding its data
     assert servers_on(data) == [redis_pid] and (data / "redis.sock").exists()
     status, _ = first.call("POST", "/api/v1/contacts", {"name": "李娜", "phone": "13900000001",
-                                                        "role": "cadre", "region": "510722100"})
+                                                        "role": "cadre", "region": "510722101"})
     assert status == 201 and first.answers()
 
 

@@ -18,7 +18,7 @@ from contacts.model import Device
 from tests.conftest import auth, make_settings
 from tests.dashboard.conftest import login
 from tests.dispatch.conftest import Rig, twilio_channel
-from tests.warnings.conftest import VILLAGE_A, person
+from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, person
 from warning.bootstrap import build_channels, channel_tables
 from warning.channel import Outbound
 from warning.clock import FakeClock
@@ -29,7 +29,7 @@ PUBLIC = "https://warn.example.org"
 LOCAL = ["http://127.0.0.1/show", "http://127.8.9.10:8080/x", "http://[::1]/", "http://169.254.169.254/latest/meta-data",
          "http://[fe80::1]/", "http://[fe80::1%25eth0]:80/", "http://localhost:8080/", "http://screen.localhost/",
          "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/", "https://LOCALHOST./"]
-SCREEN = {"name": "潼川镇电子屏", "kind": "escreen", "region": "510722100"}
+SCREEN = {"name": "潼川镇电子屏", "kind": "escreen", "region": TONGCHUAN}
 
 
 @pytest.mark.parametrize("url", LOCAL)
@@ -196,7 +196,7 @@ async def test_deliveries_show_device_credentials_to_admins_only(make_rig: Any, 
                token="screen-token-aaaaaaaa"), rig.clock.now(), create=True)
     await rig.seed([person(1, VILLAGE_A)])
     resp = await rig.client.post("/api/v1/warnings", headers=auth("issuer"), json={
-        "event": "rainstorm", "level": "red", "headline": "潼川镇暴雨红色预警", "areas": ["510722100"]})
+        "event": "rainstorm", "level": "red", "headline": "潼川镇暴雨红色预警", "areas": [TONGCHUAN]})
     wid = (await resp.json())["id"]
     await rig.client.post(f"/api/v1/warnings/{wid}/approve", json={}, headers=auth("approver"))
     await rig.pump(lambda: rig.settled(wid))
