@@ -109,7 +109,8 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     """Wire the core; channels come from [[channels]] unless given (tests); `names` are the region tree's
     division names when the caller has already read it (else it is read from `[registry] regions_csv`)."""
     roles = settings.section("roles")
-    policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1])
+    policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1],
+                         feeds=settings.raw.get("feeds", []))
     event_types = load_event_types(settings.section("event_types"))
     audit = AuditLog(redis, clock=clock)
     warnings = WarningStore(redis, audit)
