@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -13,11 +13,12 @@ from warning.audit import AuditLog
 from warning.cap import parse_cap
 from warning.cap_emit import make_identifier
 from warning.clock import Clock
+from warning.delivery_store import Row
 from warning.drafting import CN_TZ, Draft, build_content, parse_draft
 from warning.errors import BadRequest, Conflict, Forbidden, NotFound
 from warning.model import EarlyWarning, MsgType, Reference, Status, WarningState
 from warning.policy import Policy
-from warning.record import CLOSED_STATES, WarningRecord
+from warning.record import CLOSED_STATES, LIVE_STATES, WarningRecord
 from warning.reference import EventType
 from warning.warning_store import WarningStore
 
@@ -34,6 +35,9 @@ class Dispatch(Protocol):
 
     async def withdraw(self, record: WarningRecord, reason: str) -> None:
         """Stop every pending send of versions before `record.version` (cancel, supersede, expire)."""
+
+    async def reach_late(self, record: WarningRecord, handed: Sequence[Row]) -> int:
+        """Plan `record.version` for the people of `handed`, deliveries of earlier versions accepted after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,24 @@ class WarningService:
                                      actor="system", action="issue", dispatched=True)
         except Conflict:
             pass
+
+    async def reach_late(self, warning_id: str, accepted: Sequence[Row]) -> None:
+        """Worker hook: deliveries of an older version were accepted after a newer version was planned (they were
+        in flight); plan the newer version (update or cancellation) for those people too."""
+        handed = [r for r in accepted if r.msg_type in ("alert", "update")]
+        if not handed:
+            return
+        record = await self.store.get(warning_id)
+        if record is None:
+            return
+        late = [r for r in handed if r.delivery.version < record.version]
+        if not late or record.issued_version == 0 or record.content.status in (Status.TEST, Status.DRAFT):
+            return
+        # a cancellation goes to everyone handed the warning; an update only once it is the live version (one
+        # waiting for approval is planned at approval, and sees these people then)
+        if record.state is WarningState.CANCELLED or (
+                record.state in LIVE_STATES and record.issued_version == record.version):
+            await self.dispatch.reach_late(record, late)
 
     # ---- CAP from feeds and peers ----------------------------------------------------------
     async def ingest(self, data: bytes, actor: Actor, *, feed: str | None = None, auto_issue: bool = True
