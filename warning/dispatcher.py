@@ -70,7 +70,10 @@ class Dispatcher:
             chunk = rows[i:i + CHUNK]
             created += await self.store.create_many(record.id, chunk, info)
             await self.enqueue(record, [r.delivery for r in chunk])
-        await self.redis.hset(keys.warning_key(record.id), "planned_version", str(record.version))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.warning_key(record.id), "planned_version", str(record.version))
+            pipe.zrem(keys.PLANNING_INDEX, keys.planning_member(record.id, record.version))
+            await pipe.execute()
         await self.audit.record(record.id, "send", "system", version=record.version, msg_type=record.msg_type.value,
                                 deliveries=len(rows), new=created, unrouted=unrouted)
         logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,

@@ -4,14 +4,23 @@ reached: updates and cancellations racing the workers and the housekeeping."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.conftest import auth
 from tests.warnings.conftest import LUXI, VILLAGE_A, VILLAGE_B, World, person
+from warning.audit import AuditEntry
 from warning.bootstrap import make_workers
 from warning.delivery import DeliveryState
+from warning.dispatcher import REACHED
+from warning.housekeeping import expire, reconcile
+from warning.model import WarningState
 
 S = DeliveryState
+WARNINGS = 12
+PEOPLE = 300
 
 
 def draft(headline: str, areas: list[str] | None = None) -> dict[str, Any]:
@@ -22,6 +31,23 @@ def draft(headline: str, areas: list[str] | None = None) -> dict[str, Any]:
 async def post(world: World, who: str, path: str, payload: Any) -> tuple[int, Any]:
     resp = await world.client.post(path, json=payload, headers=auth(who))
     return resp.status, await resp.json()
+
+
+async def after(delay_s: float, call: Callable[[], Awaitable[tuple[int, Any]]]) -> tuple[int, Any]:
+    await asyncio.sleep(delay_s)
+    return await call()
+
+
+def check_audit(entries: list[AuditEntry]) -> None:
+    """The record's own entries (each written with the change it records) tell one consistent story."""
+    changes = [e for e in entries if "state" in e.detail]
+    assert changes[0].action == "draft"
+    for prev, cur in itertools.pairwise(changes):
+        bump = 1 if cur.action in ("update", "cancel") and cur.actor != "system" else 0
+        assert cur.detail["version"] == prev.detail["version"] + bump, (prev, cur)
+    cancelled = [i for i, e in enumerate(changes) if e.detail["state"] == WarningState.CANCELLED.value]
+    assert cancelled and changes[cancelled[0]].action == "cancel" and changes[-1].detail["state"] == "cancelled"
+    assert len(cancelled) == len(changes) - cancelled[0]  # nothing changed the warning after its cancellation
 
 
 async def in_flight(world: World, wid: str, version: int, *, count: int) -> None:
@@ -76,3 +102,68 @@ async def test_an_update_reaches_whoever_a_send_in_flight_reached(world: World) 
     await world.drain()
     v2 = [r for r in await world.deliveries(w["id"]) if r.delivery.version == 2]
     assert moved_out[0] in {r.delivery.recipient_id for r in v2}
+
+
+async def test_updates_and_cancels_racing_workers_and_housekeeping(world: World) -> None:
+    await world.seed([person(i, VILLAGE_A) for i in range(PEOPLE)])
+    services = world.services
+    world.channels["sms"].delay_s = 0.03  # a provider's round trip: sends are in flight while people act
+    workers = make_workers(services, consumer="race")
+    for worker in workers:
+        await worker.ensure_groups()
+    stop = asyncio.Event()
+
+    async def housekeeping() -> None:
+        while not stop.is_set():
+            await reconcile(services)
+            await expire(services)
+            await asyncio.sleep(0.005)
+
+    tasks = [asyncio.create_task(w.run()) for w in workers for _ in range(2)]
+    tasks.append(asyncio.create_task(housekeeping()))
+    rng = random.Random(14)
+
+    async def one(i: int) -> tuple[str, tuple[int, Any], tuple[int, Any]]:
+        status, w = await post(world, "issuer", "/api/v1/warnings", draft(f"暴雨蓝色预警{i}"))
+        assert status == 201, w
+        path = f"/api/v1/warnings/{w['id']}"
+        # while the workers hand the first version over (or have just marked it active): an update and a
+        # cancellation, a little apart in either order
+        await asyncio.sleep(rng.uniform(0, 0.06))
+        update, cancel = await asyncio.gather(
+            after(rng.uniform(0, 0.02), lambda: post(world, "issuer2", f"{path}/update", draft(f"更新{i}"))),
+            after(rng.uniform(0, 0.02), lambda: post(world, "issuer", f"{path}/cancel", {"reason": "降雨减弱"})))
+        return w["id"], update, cancel
+
+
+    try:
+        results = [await one(i) for i in range(WARNINGS)]  # one at a time, so each lands mid-send
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while True:
+            queued = [(await services.deliveries.counts(wid)).get("queued", 0) for wid, _, _ in results]
+            if not any(queued):
+                break
+            assert loop.time() < deadline, f"still queued: {queued}"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    for wid, (su, up), (sc, cancel) in results:
+        # a 409 only for a person's conflict: the update that came after the cancellation
+        assert sc == 200 and cancel["state"] == "cancelled", cancel
+        assert su == 200 or (su == 409 and up["error"] == "warning closed" and "cancelled" in up["detail"]), up
+        assert (await services.lifecycle.get(wid)).state is WarningState.CANCELLED
+        rows = {r.delivery.id: r for r in await world.deliveries(wid)}
+        # what the provider was really handed, and what the record says it was handed
+        sent = [rows[o.delivery_id] for o in world.channels["sms"].sent if o.delivery_id in rows]
+        handed = {r.delivery.recipient_id for r in sent if r.msg_type != "cancel"}
+        told = [r.delivery.recipient_id for r in sent if r.msg_type == "cancel"]
+        assert handed == set(told), f"{wid}: {len(handed - set(told))} handed the warning never told it was lifted"
+        assert len(told) == len(set(told))  # one cancellation each
+        assert handed == {r.delivery.recipient_id for r in rows.values()
+                          if r.msg_type != "cancel" and r.delivery.state in REACHED}
+        check_audit(list(await services.audit.entries(wid)))
