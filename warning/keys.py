@@ -42,6 +42,11 @@ def planning_member(warning_id: str, version: int) -> str:
     return f"{warning_id}:{version}"
 
 
+def idempotency_key(caller: str, key_digest: str) -> str:
+    """String (JSON): the first answer to a create sent with this Idempotency-Key by this caller."""
+    return f"{PREFIX}idem:{caller}:{key_digest}"
+
+
 def cap_dedup_key(sender: str, identifier: str) -> str:
     """String: warning id of a CAP message already taken in (sender + identifier)."""
     return f"{PREFIX}cap:seen:{sender}|{identifier}"

@@ -17,6 +17,8 @@ from warning.errors import BadRequest, NotFound
 from warning.lifecycle import Actor, Unfinished
 from warning.model import Scope, Status, WarningState
 from warning.record import WarningRecord
+from warning.web import idempotent
+from warning.web.idempotent import Answer
 from warning.web.keys import services_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
@@ -71,18 +73,43 @@ def _unfinished(record: WarningRecord) -> dict[str, Any]:
     return {**record.summary(), "note": UNFINISHED_NOTE}
 
 
+async def _stored(request: web.Request, wid: str) -> dict[str, Any] | None:
+    """What is stored under the id a failed or crashed create reserved (None: nothing), noting unfinished planning."""
+    warnings = request.app[services_key].warnings
+    record = await warnings.get(wid)
+    if record is None:
+        return None
+    if record.state is WarningState.DISPATCHING and await warnings.planned_version(wid) != record.version:
+        return _unfinished(record)
+    return record.summary()
+
+
 def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
 @routes.post("/api/v1/warnings", summary="Draft a warning (orange and red wait for approval)", roles=("issuer",),
-             request_body=DRAFT_BODY, responses={"201": {"description": "created"}, **error_responses(400)})
+             params=[idempotent.PARAM], request_body=DRAFT_BODY,
+             responses={"201": {"description": "created (a repeat with the same Idempotency-Key: the first answer)"},
+                        **error_responses(400, 409, 422)})
 async def create_warning(request: web.Request) -> web.Response:
-    try:
-        record = await request.app[services_key].lifecycle.draft(await _json(request), _actor(request))
-    except Unfinished as exc:
-        return web.json_response(_unfinished(exc.record), status=201, dumps=_dumps)
-    return web.json_response(record.summary(), status=201, dumps=_dumps)
+    raw = await request.read()
+    body = _loads(raw)
+    lifecycle = request.app[services_key].lifecycle
+    actor = _actor(request)
+
+    async def run(wid: str) -> Answer:
+        try:
+            record = await lifecycle.draft(body, actor, warning_id=wid)
+        except Unfinished as exc:
+            return 201, _unfinished(exc.record)
+        return 201, record.summary()
+
+    async def stored(wid: str) -> Answer | None:
+        found = await _stored(request, wid)
+        return (201, found) if found is not None else None
+
+    return await idempotent.once(request, raw, lifecycle.new_id(), run, stored)
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
@@ -161,12 +188,13 @@ async def cancel_warning(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/cap", summary="Take in a CAP 1.2 document from a feed or a peer (the feed is the token)",
-             roles=("feed",),
+             roles=("feed",), params=[idempotent.PARAM],
              description="The feed is the caller's token: its name is the feed's name, and `[[feeds]] auto_issue` "
                          "says which levels go out without a person. A CAP Update or Cancel may only follow "
                          "warnings of the same feed and CAP sender (else 409).",
              request_body={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}},
-             responses={"202": {"description": "accepted: {id, duplicate, state}"}, **error_responses(400, 409, 413)})
+             responses={"202": {"description": "accepted: {id, duplicate, state}"},
+                        **error_responses(400, 409, 413, 422)})
 async def post_cap(request: web.Request) -> web.Response:
     if "feed" in request.query:
         raise BadRequest("invalid query", "来源由令牌确定，不接受 ?feed= the feed is the token's name; ?feed= is not "
@@ -174,17 +202,30 @@ async def post_cap(request: web.Request) -> web.Response:
     data = await request.read()
     if not data.strip():
         raise BadRequest("empty body", "send the CAP document as application/xml")
-    try:
-        res = await request.app[services_key].lifecycle.ingest(data, _actor(request))
-    except Unfinished as exc:
-        return web.json_response({"id": exc.record.id, "duplicate": False, "state": exc.record.state.value,
-                                  "note": UNFINISHED_NOTE}, status=202, dumps=_dumps)
-    body: dict[str, Any] = {"id": res.id, "duplicate": res.duplicate}
-    if res.state:
-        body["state"] = res.state
-    if res.note:
-        body["note"] = res.note
-    return web.json_response(body, status=202, dumps=_dumps)
+    lifecycle = request.app[services_key].lifecycle
+    actor = _actor(request)
+
+    async def run(wid: str) -> Answer:
+        try:
+            res = await lifecycle.ingest(data, actor, warning_id=wid)
+        except Unfinished as exc:
+            return 202, {"id": exc.record.id, "duplicate": False, "state": exc.record.state.value,
+                         "note": UNFINISHED_NOTE}
+        body: dict[str, Any] = {"id": res.id, "duplicate": res.duplicate}
+        if res.state:
+            body["state"] = res.state
+        if res.note:
+            body["note"] = res.note
+        return 202, body
+
+    async def stored(wid: str) -> Answer | None:
+        found = await _stored(request, wid)
+        if found is None:
+            return None
+        return 202, {"id": found["id"], "duplicate": False, "state": found["state"],
+                     **({"note": found["note"]} if "note" in found else {})}
+
+    return await idempotent.once(request, data, lifecycle.new_id(), run, stored)
 
 
 async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
