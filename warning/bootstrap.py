@@ -111,7 +111,8 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     """Wire the core; channels come from [[channels]] unless given (tests); `names` are the region tree's
     division names when the caller has already read it (else it is read from `[registry] regions_csv`)."""
     roles = settings.section("roles")
-    policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1])
+    policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1],
+                         feeds=settings.raw.get("feeds", []))
     event_types = load_event_types(settings.section("event_types"))
     audit = AuditLog(redis, clock=clock)
     warnings = WarningStore(redis, audit)
@@ -261,11 +262,19 @@ def make_workers(services: Services, *, consumer: str | None = None) -> list[Cha
                                 lease_ms=int(dispatch.get("lease_ms", 30_000)),
                                 block_ms=int(dispatch.get("block_ms", 500)),
                                 reclaim_every_s=float(dispatch.get("reclaim_every_s", 5.0))),
-            on_drained=_drained(services), on_accepted=services.receipts.release_held, metrics=services.metrics,
+            on_drained=_drained(services), on_accepted=_accepted(services), metrics=services.metrics,
             provider=str(cfg.get("provider", "")),
         ))
     services.workers = workers
     return workers
+
+
+def _accepted(services: Services) -> Any:
+    async def accepted(warning_id: str, rows: list[Any]) -> None:
+        await services.receipts.release_held(warning_id, rows)
+        await services.lifecycle.reach_late(warning_id, rows)
+
+    return accepted
 
 
 def _drained(services: Services) -> Any:

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from warning import keys
 from warning.audit import AuditLog
 from warning.clock import Clock
-from warning.delivery import QUEUED, Delivery, DeliveryState
+from warning.delivery import Delivery, DeliveryState
 from warning.delivery_store import DeliveryStore, Row
 from warning.model import MsgType
 from warning.policy import Policy
@@ -29,6 +29,10 @@ EXERCISE_PRIORITY = 4
 PRIORITIES = (0, 1, 2, 3, 4)
 #: a delivery whose recipient was handed the message: they must hear of an update or a cancellation
 REACHED = frozenset({S.ACCEPTED, S.SENT, S.DELIVERED, S.ACKNOWLEDGED, S.UNDELIVERED})
+#: what a cancellation, an update or the expiry stops. Not SENDING: a worker is handing that one to a provider
+#: right now; if the provider takes it, the worker sees the newer version and plans it for that person
+#: (reach_late), and if not, the worker's own check stops it.
+STOPPABLE = frozenset({S.PENDING, S.RETRY_WAIT})
 
 
 def priority_of(record: WarningRecord) -> int:
@@ -66,7 +70,10 @@ class Dispatcher:
             chunk = rows[i:i + CHUNK]
             created += await self.store.create_many(record.id, chunk, info)
             await self.enqueue(record, [r.delivery for r in chunk])
-        await self.redis.hset(keys.warning_key(record.id), "planned_version", str(record.version))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.warning_key(record.id), "planned_version", str(record.version))
+            pipe.zrem(keys.PLANNING_INDEX, keys.planning_member(record.id, record.version))
+            await pipe.execute()
         await self.audit.record(record.id, "send", "system", version=record.version, msg_type=record.msg_type.value,
                                 deliveries=len(rows), new=created, unrouted=unrouted)
         logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,
@@ -74,19 +81,48 @@ class Dispatcher:
         if self.on_issued is not None:
             await self.on_issued(record)
 
+    async def reach_late(self, record: WarningRecord, handed: Sequence[Row]) -> int:
+        """Plan `record.version` (an update or a cancellation) for people an earlier version was handed to after
+        that version was planned (a send in flight while it was issued); idempotent; returns how many were new."""
+        people: dict[str, set[str]] = {}
+        devices: set[str] = set()
+        for row in handed:
+            if row.delivery.kind in ("escreen", "broadcast"):
+                devices.add(row.delivery.recipient_id)
+            else:
+                people.setdefault(row.delivery.recipient_id, set()).add(row.delivery.kind)
+        if record.msg_type is MsgType.CANCEL:
+            recipients = await self._cancel_audience(record, people, devices)
+        else:
+            recipients = await self.targeting.people(record, self.policy.for_level(record.level.value),
+                                                     only=set(people))
+        rows, _ = self._rows(record, recipients)
+        created = await self.store.create_many(record.id, rows, {r.id: _recipient_info(r) for r in recipients})
+        await self.enqueue(record, [r.delivery for r in rows])
+        if created:
+            await self.audit.record(record.id, "send", "system", version=record.version,
+                                    msg_type=record.msg_type.value, deliveries=len(rows), new=created, late=True)
+            logger.info("warning %s v%d: planned for %d people handed an earlier version meanwhile", record.id,
+                        record.version, created)
+        return created
+
+    async def _cancel_audience(self, record: WarningRecord, people_ids: Mapping[str, set[str]],
+                               device_ids: set[str]) -> list[Recipient]:
+        people = await self.targeting.people(record, self.policy.for_level(record.level.value),
+                                             only=set(people_ids))
+        # one cancellation per person, on the kind that reached them first
+        firsts: dict[str, Recipient] = {}
+        for r in people:
+            if r.kind in people_ids.get(r.id, ()) and r.id not in firsts:
+                firsts[r.id] = r
+        devices = [d for d in await self.targeting.devices(record, ("escreen", "broadcast")) if d.id in device_ids]
+        return [*firsts.values(), *devices]
+
     async def _audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
         level_policy = self.policy.for_level(record.level.value)
         reached = await self._reached(record) if previous is not None else ({}, set())
         if record.msg_type is MsgType.CANCEL:
-            people_ids, device_ids = reached
-            people = await self.targeting.people(record, level_policy, only=set(people_ids))
-            # one cancellation per person, on the kind that reached them first
-            firsts: dict[str, Recipient] = {}
-            for r in people:
-                if r.kind in people_ids.get(r.id, ()) and r.id not in firsts:
-                    firsts[r.id] = r
-            return [*firsts.values(), *[d for d in await self.targeting.devices(record, ("escreen", "broadcast"))
-                                        if d.id in device_ids]]
+            return await self._cancel_audience(record, *reached)
         people = await self.targeting.people(record, level_policy)
         if reached[0]:
             known = {r.id for r in people}
@@ -143,7 +179,7 @@ class Dispatcher:
         now = self.clock.now()
         stopped = 0
         for i in range(0, len(ids), CHUNK):
-            rows = [r for r in await self.store.rows(record.id, ids[i:i + CHUNK]) if r.delivery.state in QUEUED]
+            rows = [r for r in await self.store.rows(record.id, ids[i:i + CHUNK]) if r.delivery.state in STOPPABLE]
             changes = [c for r in rows if (c := self.store.change(r, state, now, reason=reason)) is not None]
             stopped += sum(await self.store.commit(record.id, changes))
         if stopped:

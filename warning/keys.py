@@ -31,8 +31,20 @@ def audit_key(warning_id: str) -> str:
 
 WARNINGS_INDEX = PREFIX + "warnings"  #: ZSET id → created (epoch s)
 ACTIVE_INDEX = PREFIX + "warnings:active"  #: ZSET id → expires (epoch s): what the expiry sweep reads
+#: ZSET '<id>:<version>' → when written: versions to plan, removed once planned (housekeeping finishes the rest)
+PLANNING_INDEX = PREFIX + "warnings:planning"
 AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
 SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
+
+
+def planning_member(warning_id: str, version: int) -> str:
+    """A member of PLANNING_INDEX."""
+    return f"{warning_id}:{version}"
+
+
+def idempotency_key(caller: str, key_digest: str) -> str:
+    """String (JSON): the first answer to a create sent with this Idempotency-Key by this caller."""
+    return f"{PREFIX}idem:{caller}:{key_digest}"
 
 
 def cap_dedup_key(sender: str, identifier: str) -> str:

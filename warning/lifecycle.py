@@ -1,29 +1,42 @@
-"""The warning lifecycle: draft, approve (two-person rule), issue, update, cancel, expire, CAP ingest."""
+"""The warning lifecycle: draft, approve (two-person rule), issue, update, cancel, expire, CAP ingest.
+
+A person's request is decided on the record as read, and written with a compare-and-set. When the record
+changed meanwhile (a worker marked it active, the planning noted its progress, another person acted), the
+request is decided again on the fresh record: the person's own preconditions are checked again, so a 409
+only ever says something about people (a cancelled warning, a version no longer the one reviewed, an
+approval someone else gave), never that the machine was busy.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from warning.approval import NEVER_SENT, check_approvable, update_waits
 from warning.audit import AuditLog
 from warning.cap import parse_cap
 from warning.cap_emit import make_identifier
 from warning.clock import Clock
+from warning.delivery_store import Row
 from warning.drafting import CN_TZ, Draft, build_content, parse_draft
-from warning.errors import BadRequest, Conflict, Forbidden, NotFound
+from warning.errors import BadRequest, Conflict, EarlyWarningError, Forbidden, NotFound
 from warning.model import EarlyWarning, MsgType, Reference, Status, WarningState
-from warning.policy import Policy
-from warning.record import CLOSED_STATES, WarningRecord
+from warning.policy import LEVELS, Policy
+from warning.record import CLOSED_STATES, LIVE_STATES, WarningRecord
 from warning.reference import EventType
-from warning.warning_store import WarningStore
+from warning.warning_store import StaleRecord, Then, WarningStore
 
 logger = logging.getLogger(__name__)
 #: CAP messages are remembered this long for deduplication (push and poll of the same document)
 DEDUP_TTL_S = 30 * 86400
+#: how often a person's change is decided again when the record keeps changing under it (each retry means
+#: some other change went through, so this is only reached under a storm of changes to one warning)
+CAS_ATTEMPTS = 50
+_STATE_ZH = {WarningState.CANCELLED: "已解除", WarningState.EXPIRED: "已过期", WarningState.SUPERSEDED: "已被取代"}
 
 
 class Dispatch(Protocol):
@@ -34,6 +47,9 @@ class Dispatch(Protocol):
 
     async def withdraw(self, record: WarningRecord, reason: str) -> None:
         """Stop every pending send of versions before `record.version` (cancel, supersede, expire)."""
+
+    async def reach_late(self, record: WarningRecord, handed: Sequence[Row]) -> int:
+        """Plan `record.version` for the people of `handed`, deliveries of earlier versions accepted after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +70,34 @@ class IngestResult:
     note: str | None = None
 
 
+class Unfinished(EarlyWarningError):
+    """A change was stored but planning its deliveries failed midway; the housekeeping finishes the planning.
+
+    Callers answer with `record` (its id and state), so nobody sends the request again into a double send.
+    """
+
+    def __init__(self, record: WarningRecord) -> None:
+        self.record = record
+        super().__init__(f"warning {record.id} v{record.version} stored; planning unfinished")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a request makes of the record it was decided on, and what follows once it is written."""
+
+    after: WarningRecord
+    action: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+    then: Then = ()
+    #: plan the deliveries of `after.version` once written
+    plan: bool = False
+    #: stop what is still queued of earlier versions, for this reason
+    withdraw: str | None = None
+
+
+Decide = Callable[[WarningRecord], Awaitable[Change]]
+
+
 class WarningService:
     """Every change to a warning goes through here, recorded with who and when."""
 
@@ -63,7 +107,11 @@ class WarningService:
         self.event_types, self.roles, self.issuer = event_types, roles, issuer
         self.dispatch, self.clock = dispatch, clock
 
-    # ---- manual warnings -----------------------------------------------------------------
+    # ---- shared steps ------------------------------------------------------------------------
+    def new_id(self) -> str:
+        """A fresh warning id (the API reserves one per Idempotency-Key before creating)."""
+        return f"w{self.clock.now().astimezone(CN_TZ):%Y%m%d}{secrets.token_hex(4)}"
+
     async def _identifier(self, now: datetime) -> str:
         local = now.astimezone(CN_TZ)
         serial = await self.store.next_serial(local.strftime("%Y%m%d"))
@@ -73,110 +121,55 @@ class WarningService:
     def _expiry(self, draft: Draft, now: datetime) -> datetime:
         return draft.expires or now + timedelta(seconds=self.policy.for_level(draft.level.value).default_expiry_s)
 
-    async def draft(self, body: Any, actor: Actor) -> WarningRecord:
-        """A new manual warning: waits for approval at the levels the policy marks, else goes out."""
-        now = self.clock.now()
-        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
-        expires = self._expiry(draft, now)
-        content = build_content(draft, identifier=await self._identifier(now), sender=str(self.issuer["sender"]),
-                                sender_name=str(self.issuer["name"]), now=now, expires=expires)
-        wid = f"w{now.astimezone(CN_TZ):%Y%m%d}{secrets.token_hex(4)}"
-        needs = self.policy.needs_approval(draft.level.value) and draft.status is not Status.TEST
-        record = WarningRecord(
-            id=wid, version=1, state=WarningState.PENDING_APPROVAL if needs else WarningState.DISPATCHING,
-            content=content, origin="manual", created_at=now, updated_at=now, expires_at=expires,
-            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=actor.name,
-            roles=draft.roles, sites=draft.sites, identifiers=(content.identifier,),
-        )
-        await self.store.create(record, actor=actor.name, action="draft", level=draft.level.value,
-                                status=draft.status.value, role=actor.role)
-        if not needs:
-            record = await self._issue(record, None, actor)
-        return record
-
     @staticmethod
     def _ttl(expires: datetime, now: datetime) -> int:
         return max(60, int((expires - now).total_seconds()) + 3600)
 
-    async def get(self, warning_id: str) -> WarningRecord:
-        record = await self.store.get(warning_id)
-        if record is None:
-            raise NotFound("not found", f"no warning {warning_id}")
-        return record
-
-    async def approve(self, warning_id: str, actor: Actor, *, override: bool = False, reason: str = "") -> WarningRecord:
-        """The second person's approval (审签); an admin override needs a written reason and is loudly audited."""
-        record = await self.get(warning_id)
-        if record.state is not WarningState.PENDING_APPROVAL:
-            raise Conflict("not pending approval", f"the warning is {record.state.value}")
-        if override:
-            if actor.role != "admin":
-                raise Forbidden("forbidden", "only an admin may override the two-person rule")
-            if len(reason.strip()) < 10:
-                raise BadRequest("invalid override", "give the reason in writing (at least 10 characters)")
-        elif actor.role not in ("approver", "admin"):
-            raise Forbidden("forbidden", f"role {actor.role!r} may not approve")
-        elif actor.name == record.drafter:
-            raise Conflict("cannot approve own draft", "审签须由起草人以外的人进行 a second person must approve")
-        now = self.clock.now()
-        approved = record.with_(approver=actor.name, override_reason=reason.strip() if override else None,
+    def _issued(self, record: WarningRecord, now: datetime) -> Change:
+        """`record` made the live version: sent, unless its status is never sent."""
+        if record.content.status in NEVER_SENT:
+            # Test and Draft never reach a provider: recorded, not sent
+            done = record.with_(state=WarningState.ACTIVE, issued_version=record.version, submitted_version=0,
                                 updated_at=now)
-        approved = await self.store.replace(record, approved, actor=actor.name,
-                                            action="override" if override else "approve",
-                                            **({"reason": reason.strip(), "drafter": record.drafter} if override
-                                               else {"drafter": record.drafter}))
-        if override:
-            logger.warning("two-person rule overridden by %s for warning %s", actor.name, warning_id)
-        previous = await self._previous_issued(approved)
-        return await self._issue(approved, previous, actor)
+            return Change(done, "", then=(("issue", {"sent": False,
+                                                     "why": f"status {record.content.status.value} is never sent"}),))
+        issued = record.with_(state=WarningState.DISPATCHING, issued_version=record.version, submitted_version=0,
+                              updated_at=now)
+        return Change(issued, "", then=(("issue", {}),), plan=True)
+
+    async def _apply(self, warning_id: str, actor: Actor, decide: Decide) -> WarningRecord:
+        """Decide on the stored record and compare-and-set; decide again on the fresh record when it moved."""
+        for _ in range(CAS_ATTEMPTS):
+            before = await self.get(warning_id)
+            change = await decide(before)
+            try:
+                await self.store.replace(before, change.after, actor=actor.name, action=change.action,
+                                         then=change.then, plan=change.plan, **change.detail)
+            except StaleRecord:
+                continue
+            await self._follow_through(change, before)
+            return change.after
+        raise Conflict("busy", "预警正被频繁更改，请稍后重试 the warning keeps changing; try again in a moment")
+
+    async def _follow_through(self, change: Change, before: WarningRecord | None) -> None:
+        """After the write: stop what is stale, plan what is new (for those who had the version live `before` too);
+        a failure here leaves a stored change, which the housekeeping finishes."""
+        try:
+            if change.withdraw:
+                await self.dispatch.withdraw(change.after, change.withdraw)
+            if change.plan:
+                previous = await self._previous_issued(before) if before is not None else None
+                await self.dispatch.issue(change.after, previous)
+        except Exception as exc:
+            logger.exception("warning %s v%d stored, but planning failed: the housekeeping finishes it",
+                             change.after.id, change.after.version)
+            raise Unfinished(change.after) from exc
 
     async def _previous_issued(self, record: WarningRecord) -> WarningRecord | None:
         if record.issued_version == 0:
             return None
         content = await self.store.version_content(record.id, record.issued_version)
         return record.with_(version=record.issued_version, content=content) if content else None
-
-    async def _issue(self, record: WarningRecord, previous: WarningRecord | None, actor: Actor) -> WarningRecord:
-        if record.content.status in (Status.TEST, Status.DRAFT):
-            # Test and Draft never reach a provider: recorded, not sent
-            done = record.with_(state=WarningState.ACTIVE, issued_version=record.version, updated_at=self.clock.now())
-            return await self.store.replace(record, done, actor=actor.name, action="issue", sent=False,
-                                            why=f"status {record.content.status.value} is never sent")
-        issued = record.with_(state=WarningState.DISPATCHING, issued_version=record.version,
-                              updated_at=self.clock.now())
-        issued = await self.store.replace(record, issued, actor=actor.name, action="issue")
-        if previous is not None:
-            await self.dispatch.withdraw(issued, "superseded")
-        await self.dispatch.issue(issued, previous)
-        return issued
-
-    async def update(self, warning_id: str, body: Any, actor: Actor) -> WarningRecord:
-        """A new version (CAP Update): everyone in the old and the new audience gets it."""
-        record = await self.get(warning_id)
-        if record.state in CLOSED_STATES:
-            raise Conflict("warning closed", f"the warning is {record.state.value}")
-        now = self.clock.now()
-        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
-        expires = self._expiry(draft, now)
-        content = build_content(draft, identifier=await self._identifier(now), sender=str(self.issuer["sender"]),
-                                sender_name=str(self.issuer["name"]), now=now, expires=expires,
-                                msg_type=MsgType.UPDATE, references=await self._references(record))
-        if content.is_exercise != record.is_exercise:
-            raise Conflict("status mismatch", "an update cannot turn a drill into a live warning or back")
-        raises_into_approval = (self.policy.needs_approval(draft.level.value)
-                                and draft.level.rank > record.level.rank and draft.status is not Status.TEST)
-        pending = raises_into_approval or record.state is WarningState.PENDING_APPROVAL
-        updated = record.with_(
-            version=record.version + 1, content=content, updated_at=now, expires_at=expires, roles=draft.roles,
-            sites=draft.sites, identifiers=(*record.identifiers, content.identifier), approver=None,
-            override_reason=None, drafter=actor.name if pending else record.drafter,
-            state=WarningState.PENDING_APPROVAL if pending else record.state,
-        )
-        updated = await self.store.replace(record, updated, actor=actor.name, action="update",
-                                           level=draft.level.value, pending_approval=pending)
-        if pending:
-            return updated
-        return await self._issue(updated, await self._previous_issued(updated), actor)
 
     async def _references(self, record: WarningRecord) -> tuple[Reference, ...]:
         refs = []
@@ -186,72 +179,201 @@ class WarningService:
                 refs.append(Reference(content.sender, content.identifier, content.sent))
         return tuple(refs)
 
-    async def cancel(self, warning_id: str, actor: Actor, *, reason: str = "") -> WarningRecord:
-        """解除: everyone who was sent the warning is told; nothing more of it goes out."""
-        record = await self.get(warning_id)
-        if record.state in CLOSED_STATES:
-            raise Conflict("warning closed", f"the warning is already {record.state.value}")
+    async def get(self, warning_id: str) -> WarningRecord:
+        record = await self.store.get(warning_id)
+        if record is None:
+            raise NotFound("not found", f"no warning {warning_id}")
+        return record
+
+    @staticmethod
+    def _closed(record: WarningRecord) -> Conflict:
+        return Conflict("warning closed", f"预警{_STATE_ZH.get(record.state, '')} the warning is {record.state.value}")
+
+    # ---- manual warnings -----------------------------------------------------------------
+    async def draft(self, body: Any, actor: Actor, *, warning_id: str | None = None) -> WarningRecord:
+        """A new manual warning: waits for approval at the levels the policy marks, else goes out."""
         now = self.clock.now()
-        old = record.content
-        content = old.with_(identifier=await self._identifier(now), sent=now.astimezone(CN_TZ).replace(microsecond=0),
-                            msg_type=MsgType.CANCEL, references=await self._references(record),
-                            note=reason or None)
-        cancelled = record.with_(version=record.version + 1, content=content, state=WarningState.CANCELLED,
-                                 updated_at=now, identifiers=(*record.identifiers, content.identifier))
-        cancelled = await self.store.replace(record, cancelled, actor=actor.name, action="cancel", reason=reason,
-                                             was=record.state.value)
-        await self.dispatch.withdraw(cancelled, "cancelled")
-        if record.issued_version > 0 and record.content.status not in (Status.TEST, Status.DRAFT):
-            await self.dispatch.issue(cancelled, await self._previous_issued(cancelled))
-        return cancelled
+        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        expires = self._expiry(draft, now)
+        content = build_content(draft, identifier=await self._identifier(now), sender=str(self.issuer["sender"]),
+                                sender_name=str(self.issuer["name"]), now=now, expires=expires)
+        wid = warning_id or self.new_id()
+        needs = self.policy.needs_approval(draft.level.value) and draft.status not in NEVER_SENT
+        record = WarningRecord(
+            id=wid, version=1, state=WarningState.PENDING_APPROVAL, submitted_version=1,
+            content=content, origin="manual", created_at=now, updated_at=now, expires_at=expires,
+            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=actor.name,
+            roles=draft.roles, sites=draft.sites, identifiers=(content.identifier,),
+        )
+        change = Change(record, "draft") if needs else self._issued(record, now)
+        await self.store.create(change.after, actor=actor.name, action="draft", then=change.then, plan=change.plan,
+                                level=draft.level.value, status=draft.status.value, role=actor.role)
+        await self._follow_through(change, None)
+        return change.after
+
+    async def approve(self, warning_id: str, actor: Actor, *, version: int | None = None, override: bool = False,
+                      reason: str = "") -> WarningRecord:
+        """The second person's approval (审签) of the version they reviewed; an admin override needs a written
+        reason and is loudly audited."""
+        if override:
+            if actor.role != "admin":
+                raise Forbidden("forbidden", "only an admin may override the two-person rule")
+            if len(reason.strip()) < 10:
+                raise BadRequest("invalid override", "give the reason in writing (at least 10 characters)")
+        elif actor.role not in ("approver", "admin"):
+            raise Forbidden("forbidden", f"role {actor.role!r} may not approve")
+
+        async def decide(record: WarningRecord) -> Change:
+            check_approvable(record, approver=actor.name, version=version, override=override)
+            now = self.clock.now()
+            approved = record.with_(approver=actor.name, override_reason=reason.strip() if override else None,
+                                    updated_at=now)
+            issued = self._issued(approved, now)
+            detail: dict[str, object] = {"drafter": record.drafter, "reviewed": version}
+            if override:
+                detail["reason"] = reason.strip()
+            return Change(issued.after, "override" if override else "approve", detail, issued.then, issued.plan,
+                          withdraw="superseded" if record.issued_version > 0 else None)
+
+        record = await self._apply(warning_id, actor, decide)
+        if override:
+            logger.warning("two-person rule overridden by %s for warning %s", actor.name, warning_id)
+        return record
+
+    async def update(self, warning_id: str, body: Any, actor: Actor) -> WarningRecord:
+        """A new version (CAP Update): everyone in the old and the new audience gets it."""
+        now = self.clock.now()
+        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        expires = self._expiry(draft, now)
+        identifier = await self._identifier(now)
+
+        async def decide(record: WarningRecord) -> Change:
+            if record.state in CLOSED_STATES:
+                raise self._closed(record)
+            content = build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
+                                    sender_name=str(self.issuer["name"]), now=now, expires=expires,
+                                    msg_type=MsgType.UPDATE, references=await self._references(record))
+            if content.is_exercise != record.is_exercise:
+                raise Conflict("status mismatch", "演练与正式预警不能互相转换 an update cannot turn a drill into a live "
+                                                  "warning or back")
+            waits = update_waits(self.policy, record, content, draft.roles, draft.sites)
+            updated = record.with_(
+                version=record.version + 1, content=content, updated_at=now, expires_at=expires, roles=draft.roles,
+                sites=draft.sites, identifiers=(*record.identifiers, content.identifier), approver=None,
+                override_reason=None, drafter=actor.name if waits else record.drafter)
+            detail = {"level": draft.level.value, "pending_approval": waits}
+            if waits:
+                return Change(updated.with_(state=WarningState.PENDING_APPROVAL, submitted_version=(
+                    record.submitted_version if record.state is WarningState.PENDING_APPROVAL else updated.version)),
+                    "update", detail)
+            issued = self._issued(updated, now)
+            return Change(issued.after, "update", detail, issued.then, issued.plan,
+                          withdraw="superseded" if record.issued_version > 0 else None)
+
+        return await self._apply(warning_id, actor, decide)
+
+    async def cancel(self, warning_id: str, actor: Actor, *, reason: str = "") -> WarningRecord:
+        """解除: everyone who was sent the warning is told; nothing more of it goes out. Never waits."""
+        now = self.clock.now()
+        identifier = await self._identifier(now)
+
+        async def decide(record: WarningRecord) -> Change:
+            if record.state in CLOSED_STATES:
+                raise self._closed(record)
+            # the cancellation names what people were sent, not a version still waiting for approval
+            live = await self._previous_issued(record)
+            base = live.content if live is not None else record.content
+            content = base.with_(identifier=identifier, sent=now.astimezone(CN_TZ).replace(microsecond=0),
+                                 msg_type=MsgType.CANCEL, references=await self._references(record),
+                                 note=reason or None)
+            cancelled = record.with_(version=record.version + 1, content=content, state=WarningState.CANCELLED,
+                                     updated_at=now, identifiers=(*record.identifiers, content.identifier),
+                                     submitted_version=0)
+            return Change(cancelled, "cancel", {"reason": reason, "was": record.state.value},
+                          plan=live is not None and base.status not in NEVER_SENT, withdraw="cancelled")
+
+        return await self._apply(warning_id, actor, decide)
+
+    # ---- system changes ----------------------------------------------------------------------
+    async def _system(self, warning_id: str, decide: Callable[[WarningRecord], WarningRecord | None], action: str,
+                      **detail: Any) -> WarningRecord | None:
+        """A change the system makes by itself: decided again on the fresh record whenever it moved meanwhile;
+        None when there is nothing (more) to do."""
+        for _ in range(CAS_ATTEMPTS):
+            record = await self.store.get(warning_id)
+            after = decide(record) if record is not None else None
+            if record is None or after is None:
+                return None
+            try:
+                return await self.store.replace(record, after, actor="system", action=action, **detail)
+            except StaleRecord:
+                continue
+        logger.warning("warning %s: %s given up, the record kept changing", warning_id, action)
+        return None
 
     async def expire_due(self) -> list[str]:
         """Close every warning whose time is up; returns their ids."""
         now = self.clock.now()
         done = []
         for wid in await self.store.due_for_expiry(now):
-            record = await self.store.get(wid)
-            if record is None or record.closed or record.expires_at > now:
-                continue
-            try:
-                expired = await self.store.replace(record, record.with_(state=WarningState.EXPIRED, updated_at=now),
-                                                   actor="system", action="expire")
-            except Conflict:
-                continue
-            await self.dispatch.withdraw(expired, "expired")
-            done.append(wid)
+            expired = await self._system(wid, lambda r: None if r.closed or r.expires_at > now else r.with_(
+                state=WarningState.EXPIRED, submitted_version=0, updated_at=now), "expire")
+            if expired is not None:
+                await self.dispatch.withdraw(expired, "expired")
+                done.append(wid)
         return done
 
     async def mark_active(self, warning_id: str, version: int) -> None:
         """Dispatching → active once every delivery of the version is handed to a provider."""
-        record = await self.store.get(warning_id)
-        if record is None or record.state is not WarningState.DISPATCHING or record.version != version:
+        now = self.clock.now()
+        await self._system(warning_id, lambda r: r.with_(state=WarningState.ACTIVE, updated_at=now) if (
+            r.state is WarningState.DISPATCHING and r.version == version) else None, "issue", dispatched=True)
+
+    async def reach_late(self, warning_id: str, accepted: Sequence[Row]) -> None:
+        """Worker hook: deliveries of an older version were accepted after a newer version was planned (they were
+        in flight); plan the newer version (update or cancellation) for those people too."""
+        handed = [r for r in accepted if r.msg_type in ("alert", "update")]
+        if not handed:
             return
-        try:
-            await self.store.replace(record, record.with_(state=WarningState.ACTIVE, updated_at=self.clock.now()),
-                                     actor="system", action="issue", dispatched=True)
-        except Conflict:
-            pass
+        record = await self.store.get(warning_id)
+        if record is None:
+            return
+        late = [r for r in handed if r.delivery.version < record.version]
+        if not late or record.issued_version == 0 or record.content.status in NEVER_SENT:
+            return
+        # a cancellation goes to everyone handed the warning; an update only once it is the live version (one
+        # waiting for approval is planned at approval, and sees these people then)
+        if record.state is WarningState.CANCELLED or (
+                record.state in LIVE_STATES and record.issued_version == record.version):
+            await self.dispatch.reach_late(record, late)
 
     # ---- CAP from feeds and peers ----------------------------------------------------------
-    async def ingest(self, data: bytes, actor: Actor, *, feed: str | None = None, auto_issue: bool = True
-                     ) -> IngestResult:
-        """Take in a CAP document: dedup by sender + identifier, then alert, update or cancel."""
+    def _auto_levels(self, actor: Actor) -> frozenset[str]:
+        """The levels a caller's CAP goes out at without a person: a feed's `[[feeds]] auto_issue`; anyone else
+        (an admin) is a person, held to the level policy like a manual draft."""
+        if actor.role == "feed":
+            return self.policy.feed_auto_issue(actor.name)
+        return frozenset(lv for lv in LEVELS if not self.policy.needs_approval(lv))
+
+    async def ingest(self, data: bytes, actor: Actor, *, warning_id: str | None = None) -> IngestResult:
+        """Take in a CAP document: dedup by sender + identifier, then alert, update or cancel. The feed is the
+        caller's token: its name is the feed's name."""
         content = parse_cap(data, event_types=self.event_types)
         now = self.clock.now()
-        wid = f"w{now.astimezone(CN_TZ):%Y%m%d}{secrets.token_hex(4)}"
+        wid = warning_id or self.new_id()
         seen = await self.store.claim_cap(content.sender, content.identifier, wid, DEDUP_TTL_S)
         if seen is not None:
-            await self.audit.record(seen, "duplicate", actor.name, identifier=content.identifier, feed=feed)
+            await self.audit.record(seen, "duplicate", actor.name, identifier=content.identifier, feed=actor.name)
             return IngestResult(id=seen, duplicate=True)
         try:
-            return await self._ingest_new(content, wid, actor, feed, auto_issue, now)
+            return await self._ingest_new(content, wid, actor, now)
+        except Unfinished:
+            raise  # stored: the claim stays, or the same document sent again would be sent out twice
         except Exception:
             await self.store.release_cap(content.sender, content.identifier)
             raise
 
-    async def _ingest_new(self, content: EarlyWarning, wid: str, actor: Actor, feed: str | None, auto_issue: bool,
-                          now: datetime) -> IngestResult:
+    async def _ingest_new(self, content: EarlyWarning, wid: str, actor: Actor, now: datetime) -> IngestResult:
         if content.msg_type in (MsgType.UPDATE, MsgType.CANCEL):
             target = None
             for ref in content.references:
@@ -265,42 +387,68 @@ class WarningService:
                 return IngestResult(id=None, duplicate=False, note="cancel for a warning never received: ignored")
         if content.msg_type not in (MsgType.ALERT, MsgType.UPDATE):
             raise BadRequest("unsupported msgType", f"{content.msg_type.value} messages are not taken in")
-        if content.level is None:
-            raise BadRequest("invalid CAP document", [{"path": "alert/info/severity",
-                                                       "reason": "no warning level (severity Unknown)"}])
-        level_policy = self.policy.for_level(content.level.value)
-        expires = content.expires or now + timedelta(seconds=level_policy.default_expiry_s)
+        level = _level_of(content)
+        expires = content.expires or now + timedelta(seconds=self.policy.for_level(level).default_expiry_s)
         if expires <= now:
             raise BadRequest("expired", "the CAP message has already expired")
-        hold = not auto_issue or content.status is Status.DRAFT
+        hold = level not in self._auto_levels(actor) or content.status is Status.DRAFT
         record = WarningRecord(
-            id=wid, version=1, state=WarningState.PENDING_APPROVAL if hold else WarningState.DISPATCHING,
-            content=content, origin="feed" if feed else "api", created_at=now, updated_at=now, expires_at=expires,
-            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=f"feed:{feed or actor.name}",
-            identifiers=(content.identifier,), feed=feed,
+            id=wid, version=1, state=WarningState.PENDING_APPROVAL, submitted_version=1, content=content,
+            origin="feed" if actor.role == "feed" else "api", created_at=now, updated_at=now, expires_at=expires,
+            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=_drafter(actor),
+            identifiers=(content.identifier,), feed=actor.name,
         )
-        await self.store.create(record, actor=actor.name, action="ingest", identifier=content.identifier,
-                                sender=content.sender, feed=feed, status=content.status.value)
-        if not hold:
-            record = await self._issue(record, None, actor)
-        return IngestResult(id=record.id, duplicate=False, state=record.state.value)
+        change = Change(record, "ingest") if hold else self._issued(record, now)
+        await self.store.create(change.after, actor=actor.name, action="ingest", then=change.then, plan=change.plan,
+                                identifier=content.identifier, sender=content.sender, feed=actor.name,
+                                status=content.status.value)
+        await self._follow_through(change, None)
+        return IngestResult(id=wid, duplicate=False, state=change.after.state.value)
 
     async def _ingest_followup(self, warning_id: str, content: EarlyWarning, actor: Actor) -> IngestResult:
-        record = await self.get(warning_id)
-        if record.state in CLOSED_STATES:
-            raise Conflict("warning closed", f"the warning it refers to is {record.state.value}")
-        now = self.clock.now()
+        """A CAP Update or Cancel of a warning this same sender brought in; an update obeys the same approval rules
+        as a new warning at its level, a cancellation never waits."""
+        original = await self.store.version_content(warning_id, 1)
         closing = content.msg_type is MsgType.CANCEL
-        expires = content.expires or record.expires_at
-        nxt = record.with_(version=record.version + 1, content=content, updated_at=now, expires_at=expires,
-                           identifiers=(*record.identifiers, content.identifier),
-                           state=WarningState.CANCELLED if closing else record.state)
-        nxt = await self.store.replace(record, nxt, actor=actor.name, action="cancel" if closing else "update",
-                                       identifier=content.identifier, via="cap")
-        if closing:
-            await self.dispatch.withdraw(nxt, "cancelled")
-            if record.issued_version > 0:
-                await self.dispatch.issue(nxt, await self._previous_issued(nxt))
-        elif record.state is not WarningState.PENDING_APPROVAL:
-            nxt = await self._issue(nxt, await self._previous_issued(nxt), actor)
-        return IngestResult(id=nxt.id, duplicate=False, state=nxt.state.value)
+        level = None if closing else _level_of(content)
+        auto = self._auto_levels(actor)
+
+        async def decide(record: WarningRecord) -> Change:
+            if (record.origin == "manual" or record.feed != actor.name or original is None
+                    or original.sender != content.sender):
+                raise Conflict("not the same sender", "只能更新或解除同一来源发布的预警 a CAP Update or Cancel may only "
+                                                      "follow warnings of its own sender (the same feed and CAP sender)")
+            if record.state in CLOSED_STATES:
+                raise self._closed(record)
+            now = self.clock.now()
+            nxt = record.with_(version=record.version + 1, content=content, updated_at=now,
+                               identifiers=(*record.identifiers, content.identifier), approver=None,
+                               override_reason=None)
+            detail = {"identifier": content.identifier, "via": "cap"}
+            if closing:
+                return Change(nxt.with_(state=WarningState.CANCELLED, submitted_version=0), "cancel", detail,
+                              plan=record.issued_version > 0 and content.status not in NEVER_SENT,
+                              withdraw="cancelled")
+            nxt = nxt.with_(expires_at=content.expires or record.expires_at)
+            if level not in auto or content.status is Status.DRAFT:
+                return Change(nxt.with_(state=WarningState.PENDING_APPROVAL, drafter=_drafter(actor),
+                                        submitted_version=(record.submitted_version if record.state is
+                                                           WarningState.PENDING_APPROVAL else nxt.version)),
+                              "update", {**detail, "pending_approval": True})
+            issued = self._issued(nxt, now)
+            return Change(issued.after, "update", detail, issued.then, issued.plan,
+                          withdraw="superseded" if record.issued_version > 0 else None)
+
+        record = await self._apply(warning_id, actor, decide)
+        return IngestResult(id=record.id, duplicate=False, state=record.state.value)
+
+
+def _level_of(content: EarlyWarning) -> str:
+    if content.level is None:
+        raise BadRequest("invalid CAP document", [{"path": "alert/info/severity",
+                                                   "reason": "no warning level (severity Unknown)"}])
+    return content.level.value
+
+
+def _drafter(actor: Actor) -> str:
+    return f"feed:{actor.name}" if actor.role == "feed" else actor.name

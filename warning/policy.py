@@ -35,6 +35,8 @@ class LevelPolicy:
     role_channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     area_channels: tuple[str, ...] = ()
     escalation: tuple[EscalationStep, ...] = ()
+    #: an update that changes what people receive or who receives it waits for a second person too
+    approve_updates: bool = False
 
     def channels_for(self, role: str) -> tuple[str, ...]:
         """The channel kinds a person of `role` gets at this level, in order."""
@@ -42,16 +44,31 @@ class LevelPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedPolicy:
+    """One `[[feeds]]` entry: the levels a feed's warnings are relayed at without a person."""
+
+    name: str
+    auto_issue: frozenset[str] = frozenset(LEVELS)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
-    """The policy of every level."""
+    """The policy of every level, and of every feed."""
 
     levels: Mapping[str, LevelPolicy]
+    feeds: Mapping[str, FeedPolicy] = field(default_factory=dict)
 
     def for_level(self, level: str) -> LevelPolicy:
         return self.levels[level]
 
     def needs_approval(self, level: str) -> bool:
         return self.levels[level].approval
+
+    def feed_auto_issue(self, feed: str) -> frozenset[str]:
+        """The levels a feed's warnings go out at without a person; a feed with no `[[feeds]]` entry relays
+        every level, as an entry without `auto_issue` does (its warnings were approved by their issuer)."""
+        entry = self.feeds.get(feed)
+        return entry.auto_issue if entry is not None else frozenset(LEVELS)
 
 
 def _kinds(value: Any, key: str, source: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,7 +89,8 @@ def _int(table: Mapping[str, Any], name: str, key: str, source: str, default: in
 
 def _level(level: str, table: Mapping[str, Any], roles: set[str], source: str) -> LevelPolicy:
     key = f"policy.{level}"
-    known = {"approval", "ack_deadline_s", "default_expiry_s", "channels", "area_channels", "escalation"}
+    known = {"approval", "approve_updates", "ack_deadline_s", "default_expiry_s", "channels", "area_channels",
+             "escalation"}
     for name in table:
         if name not in known:
             raise ConfigError(source, f"{key}.{name}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -100,8 +118,11 @@ def _level(level: str, table: Mapping[str, Any], roles: set[str], source: str) -
     approval = table.get("approval", level in ("orange", "red"))
     if not isinstance(approval, bool):
         raise ConfigError(source, f"{key}.approval", "expected true or false")
+    approve_updates = table.get("approve_updates", approval)
+    if not isinstance(approve_updates, bool):
+        raise ConfigError(source, f"{key}.approve_updates", "expected true or false")
     return LevelPolicy(
-        level=level, approval=approval,
+        level=level, approval=approval, approve_updates=approve_updates,
         ack_deadline_s=_int(table, "ack_deadline_s", key, source, 0),
         default_expiry_s=_int(table, "default_expiry_s", key, source, 86400),
         default_channels=default, role_channels=role_channels,
@@ -110,8 +131,37 @@ def _level(level: str, table: Mapping[str, Any], roles: set[str], source: str) -
     )
 
 
-def load_policy(section: Mapping[str, Any], *, roles: set[str], source: str = "<config>") -> Policy:
-    """Build and check the policy of every level; a bad entry fails with its key."""
+def load_feeds(raw: Any, source: str = "<config>") -> dict[str, FeedPolicy]:
+    """Check the `[[feeds]]` entries (keyed by the feed token's name); a bad entry fails with its key."""
+    if not isinstance(raw, list):
+        raise ConfigError(source, "feeds", "expected [[feeds]] tables")
+    feeds: dict[str, FeedPolicy] = {}
+    known = {"name", "auto_issue"}
+    for i, table in enumerate(raw):
+        key = f"feeds[{i}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(source, key, "expected a table")
+        for name in table:
+            if name not in known:
+                raise ConfigError(source, f"{key}.{name}", f"unknown key (known: {', '.join(sorted(known))})")
+        feed = table.get("name")
+        if not isinstance(feed, str) or not feed:
+            raise ConfigError(source, f"{key}.name", "missing (the name of the feed's token)")
+        if feed in feeds:
+            raise ConfigError(source, f"{key}.name", f"feed {feed!r} is defined twice")
+        levels = table.get("auto_issue", list(LEVELS))
+        if not isinstance(levels, list) or not all(isinstance(v, str) for v in levels):
+            raise ConfigError(source, f"{key}.auto_issue", "expected a list of levels")
+        for level in levels:
+            if level not in LEVELS:
+                raise ConfigError(source, f"{key}.auto_issue", f"unknown level {level!r} (known: {', '.join(LEVELS)})")
+        feeds[feed] = FeedPolicy(feed, frozenset(levels))
+    return feeds
+
+
+def load_policy(section: Mapping[str, Any], *, roles: set[str], source: str = "<config>", feeds: Any = None
+                ) -> Policy:
+    """Build and check the policy of every level and of every feed; a bad entry fails with its key."""
     levels = {}
     for name in section:
         if name not in LEVELS:
@@ -121,4 +171,4 @@ def load_policy(section: Mapping[str, Any], *, roles: set[str], source: str = "<
         if not isinstance(table, Mapping):
             raise ConfigError(source, f"policy.{level}", "expected a table")
         levels[level] = _level(level, table, roles, source)
-    return Policy(levels=levels)
+    return Policy(levels=levels, feeds=load_feeds(feeds, source) if feeds is not None else {})

@@ -38,6 +38,9 @@ class WarningRecord:
     feed: str | None = None
     #: the version that was last sent out (0: none yet); a pending update keeps the older one live
     issued_version: int = 0
+    #: the version first submitted in the current approval round (an approval without `version` takes only
+    #: that one); 0 when nothing waits
+    submitted_version: int = 0
 
     @property
     def level(self) -> Level:
@@ -70,7 +73,8 @@ class WarningRecord:
             "roles": json.dumps(list(self.roles)) if self.roles is not None else "",
             "sites": json.dumps(list(self.sites)), "identifiers": json.dumps(list(self.identifiers)),
             "feed": self.feed or "", "issued_version": str(self.issued_version),
-            "level": self.level.value, "status": self.content.status.value,
+            "submitted_version": str(self.submitted_version), "level": self.level.value,
+            "status": self.content.status.value,
         }
 
     @classmethod
@@ -85,6 +89,7 @@ class WarningRecord:
             roles=tuple(json.loads(h["roles"])) if h.get("roles") else None,
             sites=tuple(json.loads(h.get("sites") or "[]")), identifiers=tuple(json.loads(h.get("identifiers") or "[]")),
             feed=h.get("feed") or None, issued_version=int(h.get("issued_version") or 0),
+            submitted_version=int(h.get("submitted_version") or 0),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -102,5 +107,5 @@ class WarningRecord:
             "sites": list(self.sites), "areas": list(self.content.region_codes),
             "reply_code": self.reply_code, "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(), "expires_at": self.expires_at.isoformat(),
-            "issued_version": self.issued_version,
+            "issued_version": self.issued_version, "submitted_version": self.submitted_version,
         }

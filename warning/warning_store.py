@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,8 +24,19 @@ REPLY_CODE_LEN = 3
 RETENTION = timedelta(days=400)
 
 
+#: audit entries written with a change after its own (action, detail), e.g. an approval and its issue
+Then = Sequence[tuple[str, Mapping[str, object]]]
+
+
 def reply_code_key(code: str) -> str:
     return f"{keys.PREFIX}reply:{code}"
+
+
+class StaleRecord(Conflict):
+    """The stored record is no longer the one a change was computed from: read it again and decide again."""
+
+    def __init__(self) -> None:
+        super().__init__("conflict", "预警已被更改，请刷新后重试 the warning changed meanwhile; reload and retry")
 
 
 class WarningStore:
@@ -44,35 +55,60 @@ class WarningStore:
         raw = await self.redis.get(keys.version_key(warning_id, version))
         return EarlyWarning.from_json(json.loads(raw)) if raw else None
 
-    async def create(self, record: WarningRecord, *, actor: str, action: str, **detail: object) -> None:
-        """Store a new record (version 1) with its audit entry."""
+    async def create(self, record: WarningRecord, *, actor: str, action: str, then: Then = (), plan: bool = False,
+                     **detail: object) -> None:
+        """Store a new record (version 1) with its audit entries; `plan`: the version is to be planned (the
+        housekeeping finishes it if this process does not)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            self._write(pipe, record)
+            self._write(pipe, record, plan=plan)
             pipe.zadd(keys.WARNINGS_INDEX, {record.id: record.created_at.timestamp()})
-            self.audit.add_to(pipe, record.id, action, actor, version=record.version, state=record.state.value,
-                              **detail)
+            self._audit(pipe, record, actor, action, detail, then)
             await pipe.execute()
 
     async def replace(self, before: WarningRecord, after: WarningRecord, *, actor: str, action: str,
-                      **detail: object) -> WarningRecord:
-        """Compare-and-set: write `after` only if the stored record is still `before` (state and version)."""
+                      then: Then = (), plan: bool = False, **detail: object) -> WarningRecord:
+        """Compare-and-set: write `after` only if the stored record is still `before` (state and version), else
+        StaleRecord (also when anything else wrote the record meanwhile)."""
         key = keys.warning_key(before.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
                 current = await pipe.hmget(key, ["state", "version"])
                 if current != [before.state.value, str(before.version)]:
-                    raise Conflict("conflict", "the warning changed meanwhile; reload and retry")
+                    raise StaleRecord()
                 pipe.multi()
-                self._write(pipe, after)
-                self.audit.add_to(pipe, after.id, action, actor, version=after.version, state=after.state.value,
-                                  **detail)
+                self._write(pipe, after, plan=plan)
+                self._audit(pipe, after, actor, action, detail, then)
                 await pipe.execute()
             except WatchError:
-                raise Conflict("conflict", "the warning changed meanwhile; reload and retry") from None
+                raise StaleRecord() from None
         return after
 
-    def _write(self, pipe: Any, record: WarningRecord) -> None:
+    def _audit(self, pipe: Any, record: WarningRecord, actor: str, action: str, detail: Mapping[str, object],
+               then: Then) -> None:
+        self.audit.add_to(pipe, record.id, action, actor, version=record.version, state=record.state.value, **detail)
+        for more, more_detail in then:
+            self.audit.add_to(pipe, record.id, more, actor, version=record.version, state=record.state.value,
+                              **more_detail)
+
+    async def unplanned(self, written_before: datetime) -> list[tuple[str, int]]:
+        """Versions written for planning before `written_before` whose planning has not been marked done."""
+        members = await self.redis.zrangebyscore(keys.PLANNING_INDEX, "-inf", written_before.timestamp())
+        out = []
+        for m in members:
+            wid, _, version = str(m).rpartition(":")
+            if version.isdigit():
+                out.append((wid, int(version)))
+        return out
+
+    async def planned_version(self, warning_id: str) -> int:
+        """The last version whose deliveries were all planned and queued (0: none)."""
+        return int(await self.redis.hget(keys.warning_key(warning_id), "planned_version") or 0)
+
+    async def drop_unplanned(self, warning_id: str, version: int) -> None:
+        await self.redis.zrem(keys.PLANNING_INDEX, keys.planning_member(warning_id, version))
+
+    def _write(self, pipe: Any, record: WarningRecord, *, plan: bool = False) -> None:
         ttl = int((record.expires_at - record.created_at + RETENTION).total_seconds())
         pipe.hset(keys.warning_key(record.id), mapping=record.to_hash())
         pipe.expire(keys.warning_key(record.id), ttl)
@@ -85,6 +121,9 @@ class WarningStore:
             pipe.delete(reply_code_key(record.reply_code))
         else:
             pipe.zadd(keys.ACTIVE_INDEX, {record.id: record.expires_at.timestamp()})
+        if plan:
+            pipe.zadd(keys.PLANNING_INDEX, {keys.planning_member(record.id, record.version):
+                                            record.updated_at.timestamp()})
 
     async def list(self, *, limit: int = 50, before: float | None = None) -> tuple[list[WarningRecord], float | None]:
         """Newest first; `before` is the cursor (a created timestamp) from the previous page."""

@@ -187,10 +187,12 @@ class ChannelWorker:
 
     async def _warning_batch(self, wid: str, dids: list[str], *, reclaimed: bool) -> None:
         now = self.clock.now()
-        record = await self.warnings.get(wid)
         claimed = [r for r in await self.store.claim(wid, dids, now, reclaim=reclaimed) if isinstance(r, Row)]
         if not claimed:
             return
+        # read after claiming: a cancellation or update written before this read stops these sends here; one
+        # written after it leaves them SENDING (it does not stop those) and reaches their people once accepted
+        record = await self.warnings.get(wid)
         go: list[tuple[Row, str | None]] = []
         stop: list[tuple[Row, str | None]] = []
         for row in claimed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 
@@ -38,10 +39,18 @@ class RecordingChannel:
         self.batches: list[int] = []
         self.faults: dict[str, list[DeliveryError | None]] = {}
         self.down = False
+        #: time a send takes, as a provider's HTTP round trip would (races with the warning's changes need it)
+        self.delay_s = 0.0
+        #: when set, a send waits for it: the test acts while the messages are in flight
+        self.gate: asyncio.Event | None = None
         self._ids = itertools.count(1)
 
     async def send(self, batch: Sequence[Outbound]) -> Sequence[SendResult]:
         assert len(batch) <= self.capabilities.max_batch
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.down:
             from warning.errors import Reason
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +69,31 @@ class World:
         return total
 
 
-@pytest.fixture
-async def world(aiohttp_client: Any, redis_server: PrivateRedis, redis: Any, clock: Any, tmp_path: Path) -> World:
+WorldFactory = Callable[..., Awaitable[World]]
+
+
+async def build_world(aiohttp_client: Any, redis_url: str, clock: Any, tmp_path: Path, **overrides: Any) -> World:
+    """The app with recording channels and no background tasks; overrides go to the settings."""
     channels = {"sms": RecordingChannel("sms", "sms"), "voice": RecordingChannel("voice", "voice", max_batch=1),
                 "escreen": RecordingChannel("escreen", "escreen"), "broadcast": RecordingChannel("broadcast", "broadcast")}
-    settings = make_settings(tmp_path)
-    app = create_app(settings, deps=Deps(clock=clock, redis_url=redis_server.url,
+    settings = make_settings(tmp_path, **overrides)
+    app = create_app(settings, deps=Deps(clock=clock, redis_url=redis_url,
                                          extra={"channels": channels, "background": False}))
     client = await aiohttp_client(app)
     return World(client, channels)
+
+
+@pytest.fixture
+async def world(aiohttp_client: Any, redis_server: PrivateRedis, redis: Any, clock: Any, tmp_path: Path) -> World:
+    return await build_world(aiohttp_client, redis_server.url, clock, tmp_path)
+
+
+@pytest.fixture
+async def make_world(aiohttp_client: Any, redis_server: PrivateRedis, redis: Any, clock: Any, tmp_path: Path
+                     ) -> WorldFactory:
+    """Build the world with settings overrides (`make_world(policy={...}, feeds=[...])`)."""
+
+    async def build(**overrides: Any) -> World:
+        return await build_world(aiohttp_client, redis_server.url, clock, tmp_path, **overrides)
+
+    return build

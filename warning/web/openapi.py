@@ -13,7 +13,8 @@ ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}, "detail": {}, "request_id": {"type": "string"}},
 }
 _STATUS_TEXT = {"400": "bad input", "401": "no or bad token", "403": "wrong role or bad signature",
-                "404": "not found", "409": "conflict", "413": "body too large", "429": "rate-limited"}
+                "404": "not found", "409": "conflict", "413": "body too large",
+                "422": "unprocessable (an Idempotency-Key reused with another body)", "429": "rate-limited"}
 
 
 def build_openapi(docs: Iterable[RouteDoc], *, version: str, server_url: str) -> dict[str, Any]:

@@ -7,16 +7,18 @@ import contextlib
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from aiohttp import web
 
 from warning.cap_emit import FeedEntry, atom_feed, emit_cap
 from warning.errors import BadRequest, NotFound
-from warning.lifecycle import Actor
+from warning.lifecycle import Actor, Unfinished
 from warning.model import Scope, Status, WarningState
 from warning.record import WarningRecord
+from warning.web import idempotent
+from warning.web.idempotent import Answer
 from warning.web.keys import services_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
@@ -38,16 +40,48 @@ DRAFT_BODY = {"required": True, "content": {"application/json": {"schema": {
         "expires": {"type": "string", "format": "date-time"}}}}}}
 
 
+APPROVE_BODY = {"required": False, "content": {"application/json": {"schema": {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer", "minimum": 1,
+                    "description": "the version the approver reviewed; 409 when another one is pending now. Without "
+                                   "it only the version first submitted is approved"},
+        "override": {"type": "boolean", "description": "admin break-glass: approve without a second person"},
+        "reason": {"type": "string", "description": "the written reason of an override (at least 10 characters)"}}}}}}
+#: a change stored whose planning failed midway: said with the answer, so nobody sends the request again
+UNFINISHED_NOTE = ("已记录，发送计划未完成，将由后台自动补全，请勿重复提交 recorded; planning its messages was interrupted and is "
+                   "completed automatically: do not send the request again")
+
+
 def _actor(request: web.Request) -> Actor:
     token = principal(request)
     return Actor(token.name, token.role)
 
 
 async def _json(request: web.Request) -> Any:
+    return _loads(await request.read())
+
+
+def _loads(raw: bytes) -> Any:
     try:
-        return await request.json()
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("invalid JSON", "the body must be a JSON object") from None
+
+
+def _unfinished(record: WarningRecord) -> dict[str, Any]:
+    return {**record.summary(), "note": UNFINISHED_NOTE}
+
+
+async def _stored(request: web.Request, wid: str) -> dict[str, Any] | None:
+    """What is stored under the id a failed or crashed create reserved (None: nothing), noting unfinished planning."""
+    warnings = request.app[services_key].warnings
+    record = await warnings.get(wid)
+    if record is None:
+        return None
+    if record.state is WarningState.DISPATCHING and await warnings.planned_version(wid) != record.version:
+        return _unfinished(record)
+    return record.summary()
 
 
 def _dumps(obj: object) -> str:
@@ -55,10 +89,27 @@ def _dumps(obj: object) -> str:
 
 
 @routes.post("/api/v1/warnings", summary="Draft a warning (orange and red wait for approval)", roles=("issuer",),
-             request_body=DRAFT_BODY, responses={"201": {"description": "created"}, **error_responses(400)})
+             params=[idempotent.PARAM], request_body=DRAFT_BODY,
+             responses={"201": {"description": "created (a repeat with the same Idempotency-Key: the first answer)"},
+                        **error_responses(400, 409, 422)})
 async def create_warning(request: web.Request) -> web.Response:
-    record = await request.app[services_key].lifecycle.draft(await _json(request), _actor(request))
-    return web.json_response(record.summary(), status=201, dumps=_dumps)
+    raw = await request.read()
+    body = _loads(raw)
+    lifecycle = request.app[services_key].lifecycle
+    actor = _actor(request)
+
+    async def run(wid: str) -> Answer:
+        try:
+            record = await lifecycle.draft(body, actor, warning_id=wid)
+        except Unfinished as exc:
+            return 201, _unfinished(exc.record)
+        return 201, record.summary()
+
+    async def stored(wid: str) -> Answer | None:
+        found = await _stored(request, wid)
+        return (201, found) if found is not None else None
+
+    return await idempotent.once(request, raw, lifecycle.new_id(), run, stored)
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
@@ -88,24 +139,43 @@ async def get_warning(request: web.Request) -> web.Response:
     return web.json_response(body, dumps=_dumps)
 
 
-@routes.post("/api/v1/warnings/{id}/approve", summary="Approve (a second person); admin override with a reason",
-             roles=("approver",), params=[WID], responses=error_responses(400, 404, 409))
+def _version(body: dict[str, Any]) -> int | None:
+    version = body.get("version")
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BadRequest("invalid body", [{"field": "version", "error": "应为审阅的版本号 expected the version number "
+                                                                       "you reviewed (an integer ≥ 1)"}])
+    return version
+
+
+async def _changed(change: Awaitable[WarningRecord]) -> web.Response:
+    """Answer a person's change; one stored whose planning failed midway is answered with what was stored."""
+    try:
+        record = await change
+    except Unfinished as exc:
+        return web.json_response(_unfinished(exc.record), dumps=_dumps)
+    return web.json_response(record.summary(), dumps=_dumps)
+
+
+@routes.post("/api/v1/warnings/{id}/approve", summary="Approve the reviewed version (a second person); admin override "
+             "with a reason", roles=("approver",), params=[WID], request_body=APPROVE_BODY,
+             responses=error_responses(400, 403, 404, 409))
 async def approve_warning(request: web.Request) -> web.Response:
     body = await _json(request) if request.can_read_body else {}
     if not isinstance(body, dict):
         raise BadRequest("invalid body", "expected a JSON object")
     override = body.get("override", False) is True
-    record = await request.app[services_key].lifecycle.approve(request.match_info["id"], _actor(request),
-                                                               override=override, reason=str(body.get("reason", "")))
-    return web.json_response(record.summary(), dumps=_dumps)
+    return await _changed(request.app[services_key].lifecycle.approve(
+        request.match_info["id"], _actor(request), version=_version(body), override=override,
+        reason=str(body.get("reason", ""))))
 
 
 @routes.post("/api/v1/warnings/{id}/update", summary="Issue a new version (CAP Update)", roles=("issuer",),
              params=[WID], request_body=DRAFT_BODY, responses=error_responses(400, 404, 409))
 async def update_warning(request: web.Request) -> web.Response:
-    record = await request.app[services_key].lifecycle.update(request.match_info["id"], await _json(request),
-                                                              _actor(request))
-    return web.json_response(record.summary(), dumps=_dumps)
+    return await _changed(request.app[services_key].lifecycle.update(request.match_info["id"], await _json(request),
+                                                                     _actor(request)))
 
 
 @routes.post("/api/v1/warnings/{id}/cancel", summary="Cancel (解除): everyone who was sent it is told",
@@ -113,27 +183,49 @@ async def update_warning(request: web.Request) -> web.Response:
 async def cancel_warning(request: web.Request) -> web.Response:
     body = await _json(request) if request.can_read_body else {}
     reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
-    record = await request.app[services_key].lifecycle.cancel(request.match_info["id"], _actor(request), reason=reason)
-    return web.json_response(record.summary(), dumps=_dumps)
+    return await _changed(request.app[services_key].lifecycle.cancel(request.match_info["id"], _actor(request),
+                                                                     reason=reason))
 
 
-@routes.post("/api/v1/cap", summary="Take in a CAP 1.2 document from a feed or a peer", roles=("feed",),
+@routes.post("/api/v1/cap", summary="Take in a CAP 1.2 document from a feed or a peer (the feed is the token)",
+             roles=("feed",), params=[idempotent.PARAM],
+             description="The feed is the caller's token: its name is the feed's name, and `[[feeds]] auto_issue` "
+                         "says which levels go out without a person. A CAP Update or Cancel may only follow "
+                         "warnings of the same feed and CAP sender (else 409).",
              request_body={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}},
-             responses={"202": {"description": "accepted: {id, duplicate}"}, **error_responses(400, 409, 413)})
+             responses={"202": {"description": "accepted: {id, duplicate, state}"},
+                        **error_responses(400, 409, 413, 422)})
 async def post_cap(request: web.Request) -> web.Response:
+    if "feed" in request.query:
+        raise BadRequest("invalid query", "来源由令牌确定，不接受 ?feed= the feed is the token's name; ?feed= is not "
+                                          "accepted")
     data = await request.read()
     if not data.strip():
         raise BadRequest("empty body", "send the CAP document as application/xml")
-    feed = request.query.get("feed")
-    feeds = {str(f.get("name")): f for f in request.app[settings_key].raw.get("feeds", []) if isinstance(f, dict)}
-    auto = bool(feeds.get(feed or "", {}).get("auto_issue", True))
-    res = await request.app[services_key].lifecycle.ingest(data, _actor(request), feed=feed, auto_issue=auto)
-    body: dict[str, Any] = {"id": res.id, "duplicate": res.duplicate}
-    if res.state:
-        body["state"] = res.state
-    if res.note:
-        body["note"] = res.note
-    return web.json_response(body, status=202, dumps=_dumps)
+    lifecycle = request.app[services_key].lifecycle
+    actor = _actor(request)
+
+    async def run(wid: str) -> Answer:
+        try:
+            res = await lifecycle.ingest(data, actor, warning_id=wid)
+        except Unfinished as exc:
+            return 202, {"id": exc.record.id, "duplicate": False, "state": exc.record.state.value,
+                         "note": UNFINISHED_NOTE}
+        body: dict[str, Any] = {"id": res.id, "duplicate": res.duplicate}
+        if res.state:
+            body["state"] = res.state
+        if res.note:
+            body["note"] = res.note
+        return 202, body
+
+    async def stored(wid: str) -> Answer | None:
+        found = await _stored(request, wid)
+        if found is None:
+            return None
+        return 202, {"id": found["id"], "duplicate": False, "state": found["state"],
+                     **({"note": found["note"]} if "note" in found else {})}
+
+    return await idempotent.once(request, data, lifecycle.new_id(), run, stored)
 
 
 async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
