@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.conftest import auth
-from tests.warnings.conftest import VILLAGE_A, World, person
+from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, World, person
 from tests.warnings.test_two_person_rule import cap, push
 from warning.delivery_store import Row
 from warning.dispatcher import Dispatcher
@@ -55,7 +55,7 @@ async def test_a_create_that_fails_midway_answers_with_the_warning(world: World,
 
 
 async def test_a_cap_alert_that_fails_midway_is_kept_as_seen(world: World, clock: Any) -> None:
-    await world.seed([person(1, "510722100001")])
+    await world.seed([person(1, TONGCHUAN + "001")])
     world.services.lifecycle.dispatch = FailingPlanning(world.services.dispatcher)
     status, first = await push(world, "feed", cap(world, "M-1"))
     assert status == 202 and first["state"] == "dispatching" and first["note"]
