@@ -102,10 +102,6 @@ class AckLedger:
         self.store, self.clock = store, clock
         self._issued: dict[tuple[str, int], datetime] = {}
 
-    async def mark_issued(self, warning_id: str, version: int, at: datetime) -> bool:
-        """Remember when a version went out (the first time only); True when this call set it."""
-        return bool(await self.redis.hsetnx(keys.escalation_key(warning_id), f"issued:{version}", at.isoformat()))
-
     async def issued_at(self, warning_id: str, version: int) -> datetime | None:
         """When the version went out (cached: it never changes once set)."""
         hit = self._issued.get((warning_id, version))

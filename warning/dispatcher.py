@@ -66,13 +66,14 @@ class Dispatcher:
             chunk = rows[i:i + CHUNK]
             created += await self.store.create_many(record.id, chunk, info)
             await self.enqueue(record, [r.delivery for r in chunk])
+        if self.on_issued is not None:
+            # before the planned mark: a crash in between leaves the version to be planned again, and so started
+            await self.on_issued(record)
         await self.redis.hset(keys.warning_key(record.id), "planned_version", str(record.version))
         await self.audit.record(record.id, "send", "system", version=record.version, msg_type=record.msg_type.value,
                                 deliveries=len(rows), new=created, unrouted=unrouted)
         logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,
                     len(rows), created, len(unrouted))
-        if self.on_issued is not None:
-            await self.on_issued(record)
 
     async def _audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
         level_policy = self.policy.for_level(record.level.value)

@@ -91,6 +91,8 @@ def queue_key(channel: str, priority: int) -> str:
 
 
 DUE_KEY = PREFIX + "due"  #: ZSET of timers (retries, escalations) scored by due time
+DUE_LEASES = PREFIX + "due:leases"  #: ZSET of timers being handled, scored by their lease's deadline
+DUE_TRIES = PREFIX + "due:tries"  #: HASH timer → how many times it was taken (bounds a timer that keeps failing)
 
 
 def ratelimit_key(account: str) -> str:

@@ -342,7 +342,32 @@ def _reason(exc: BaseException | None) -> str:
     return exc.reason.value if isinstance(exc, DeliveryError) else "other"
 
 
-async def requeue_retry(redis: aioredis.Redis, fields: list[str]) -> None:
-    """Due-queue handler: a delivery whose retry time has come goes back on its channel's queue."""
-    wid, did, channel, prio = fields
-    await redis.xadd(keys.queue_key(channel, int(prio)), {"w": wid, "d": did})
+# KEYS: the delivery hash, its channel's queue stream.  ARGV: warning id, delivery id.
+# Queue the delivery again only while it waits in retry_wait, and once per attempt: `requeued` keeps the attempt count
+# it was queued at (a claim counts one more), so a timer fired twice (its lease reclaimed after a crash) queues once.
+# The two keys are in two hash slots: on a Redis Cluster the queue would have to carry the warning's tag.
+_REQUEUE = """
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'requeued')
+local attempts = h[2] or '0'
+if h[1] ~= 'retry_wait' or h[3] == attempts then return 0 end
+redis.call('HSET', KEYS[1], 'requeued', attempts)
+redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 'd', ARGV[2])
+return 1
+"""
+
+
+class RetryRequeue:
+    """Due-queue handler for `retry|<warning>|<delivery>|<channel>|<priority>`: the delivery goes back on its channel's
+    queue when its retry time has come (idempotent: see _REQUEUE)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._requeue = redis.register_script(_REQUEUE)
+
+    async def __call__(self, fields: list[str]) -> None:
+        await self.requeue(fields)
+
+    async def requeue(self, fields: list[str]) -> bool:
+        """True when the delivery was queued; False when it no longer waits for this retry."""
+        wid, did, channel, prio = fields
+        return bool(await self._requeue(keys=[keys.delivery_key(wid, did), keys.queue_key(channel, int(prio))],
+                                        args=[wid, did]))
