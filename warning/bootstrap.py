@@ -113,7 +113,7 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     event_types = load_event_types(settings.section("event_types"))
     audit = AuditLog(redis, clock=clock)
     warnings = WarningStore(redis, audit)
-    deliveries = DeliveryStore(redis)
+    deliveries = DeliveryStore(redis, clock=clock)
     tables = channel_tables(settings)
     built = dict(channels) if channels is not None else build_channels(settings, tables, http=http, clock=clock)
     issuer = settings.section("issuer")

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from warning import keys
+from warning.clock import Clock
 from warning.delivery import Bucket, Delivery, DeliveryState, advance, classify
 
 S = DeliveryState
@@ -50,14 +51,21 @@ for c, n in pairs(incr) do redis.call('HINCRBY', KEYS[1], c, n) end
 return created
 """
 
-# KEYS: counts, events, acked.  ARGV[1]: event-stream maxlen; ARGV[2]: a JSON array, one item per change:
-#   [key, expected state, [field, value, ...], [counter, delta, ...], ack recipient or '', [ack counters], event]
-# The field list starts with state and updated_at (the ack time). One JSON argument for the batch.
+# KEYS: counts, events, acked, retrying.  ARGV[1]: event-stream maxlen; ARGV[2]: a JSON array, one item per change:
+#   [key, expected state, [field, value, ...], [counter, delta, ...], ack recipient or '', [ack counters], event,
+#    retry due (epoch s) or '', delivery id]
+# The field list starts with state and updated_at (the ack time). One JSON argument for the batch. A delivery
+# entering retry_wait is indexed with its due time (housekeeping re-arms a retry whose timer is gone).
 _CAS = """
 local maxlen = ARGV[1]; local changes = cjson.decode(ARGV[2]); local out = {}
 for k, c in ipairs(changes) do
   local key, fields, counters = c[1], c[3], c[4]
   if redis.call('HGET', key, 'state') == c[2] then
+    if c[8] ~= '' then
+      redis.call('ZADD', KEYS[4], c[8], c[9])
+    elseif c[2] == 'retry_wait' then
+      redis.call('ZREM', KEYS[4], c[9])
+    end
     redis.call('HSET', key, unpack(fields))
     for j = 1, #counters, 2 do redis.call('HINCRBY', KEYS[1], counters[j], counters[j + 1]) end
     if c[5] ~= '' and redis.call('HSETNX', KEYS[3], c[5], fields[4]) == 1 then
@@ -72,12 +80,13 @@ end
 return out
 """
 
-# KEYS: none besides the delivery hashes given in ARGV.  ARGV: now, then delivery keys.
+# KEYS: counts, retrying (besides the delivery hashes given in ARGV).  ARGV: now, reclaim flag, then delivery keys.
 # Takes PENDING and RETRY_WAIT deliveries (and SENDING ones found by a reclaim) to SENDING.
 _CLAIM = """
 local now = ARGV[1]; local out = {}
 for i = 3, #ARGV do
   local key = ARGV[i]; local st = redis.call('HGET', key, 'state')
+  if st == 'retry_wait' then redis.call('ZREM', KEYS[2], redis.call('HGET', key, 'id')) end
   if st == 'pending' or st == 'retry_wait' or (ARGV[2] == '1' and st == 'sending') then
     redis.call('HSET', key, 'state', 'sending', 'updated_at', now)
     redis.call('HINCRBY', key, 'attempts', 1)
@@ -180,14 +189,17 @@ class Change:
     ack_recipient: str = ""
     ack_counters: tuple[str, ...] = ()
     event: str = ""
+    #: entering retry_wait: when the retry is due (epoch s)
+    retry_at: float | None = None
 
 
 class DeliveryStore:
     """Deliveries, their counters and their live events; the only writer of delivery hashes."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, clock: Clock) -> None:
         # redis-py's annotations do not follow decode_responses=True; the replies here are str
         self.redis: Any = redis
+        self.clock = clock
         self._create = redis.register_script(_CREATE)
         self._cas = redis.register_script(_CAS)
         self._claim = redis.register_script(_CLAIM)
@@ -226,7 +238,7 @@ class DeliveryStore:
     async def claim(self, warning_id: str, delivery_ids: Sequence[str], now: datetime, *, reclaim: bool = False
                     ) -> list[Row | str]:
         """Move each claimable delivery to SENDING; a Row for each claimed one, else its current state."""
-        raw = await self._claim(keys=[keys.counts_key(warning_id)],
+        raw = await self._claim(keys=[keys.counts_key(warning_id), keys.retrying_key(warning_id)],
                                 args=[now.isoformat(), "1" if reclaim else "0",
                                       *(keys.delivery_key(warning_id, d) for d in delivery_ids)])
         out: list[Row | str] = []
@@ -237,8 +249,12 @@ class DeliveryStore:
 
     def change(self, row: Row, new_state: DeliveryState, at: datetime, *, reason: str | None = None,
                provider_ref: str | None = None, extra: Mapping[str, str] | None = None,
-               ack_counters: Sequence[str] = (), event: Mapping[str, Any] | None = None) -> Change | None:
-        """The compare-and-set that moves `row` to `new_state`; None when that says nothing new."""
+               ack_counters: Sequence[str] = (), event: Mapping[str, Any] | None = None,
+               retry_at: datetime | None = None) -> Change | None:
+        """The compare-and-set that moves `row` to `new_state`; None when that says nothing new.
+
+        `retry_at`: for a move to RETRY_WAIT, when the retry is due.
+        """
         d = row.delivery
         moved = advance(d, new_state, at, reason=reason, provider_ref=provider_ref)
         if moved is d:
@@ -256,22 +272,28 @@ class DeliveryStore:
         ev += "," + json.dumps(dict(event), ensure_ascii=False)[1:] if event else "}"
         acked = new_state is S.ACKNOWLEDGED
         return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
-                      deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev)
+                      deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev,
+                      retry_at.timestamp() if retry_at is not None and new_state is S.RETRY_WAIT else None)
 
     async def commit(self, warning_id: str, changes: Sequence[Change]) -> list[bool]:
         """Apply compare-and-sets atomically per change; False where the delivery moved meanwhile."""
         if not changes:
             return []
         items = []
+        retrying = False
         for c in changes:
             fields = _flat({"state": c.fields["state"], "updated_at": c.fields["updated_at"],
                             **{k: v for k, v in c.fields.items() if k not in ("state", "updated_at")}})
             items.append([keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, fields,
                           [x for name, delta in c.deltas.items() for x in (name, delta)], c.ack_recipient,
-                          list(c.ack_counters), c.event])
+                          list(c.ack_counters), c.event, "" if c.retry_at is None else repr(c.retry_at),
+                          c.row.delivery.id])
+            retrying = retrying or c.retry_at is not None
+        if retrying:  # before the move: housekeeping finds this warning's retries even if this process stops now
+            await self.redis.zadd(keys.RETRYING, {warning_id: self.clock.now().timestamp()})
         args: list[str | int] = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False)]
-        res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id)],
-                              args=args)
+        res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id),
+                                    keys.retrying_key(warning_id)], args=args)
         return [bool(x) for x in res]
 
     async def get(self, warning_id: str, delivery_id: str) -> Row | None:

@@ -70,6 +70,11 @@ def counts_key(warning_id: str) -> str:
     return f"{PREFIX}{tag(warning_id)}:counts"
 
 
+def retrying_key(warning_id: str) -> str:
+    """ZSET: delivery id → when its retry is due (epoch s), for every delivery of the warning in retry_wait."""
+    return f"{PREFIX}{tag(warning_id)}:retrying"
+
+
 def acked_key(warning_id: str) -> str:
     """Hash: recipient id → ack time (epoch s)."""
     return f"{PREFIX}{tag(warning_id)}:acked"
@@ -93,6 +98,8 @@ def queue_key(channel: str, priority: int) -> str:
 DUE_KEY = PREFIX + "due"  #: ZSET of timers (retries, escalations) scored by due time
 DUE_LEASES = PREFIX + "due:leases"  #: ZSET of timers being handled, scored by their lease's deadline
 DUE_TRIES = PREFIX + "due:tries"  #: HASH timer → how many times it was taken (bounds a timer that keeps failing)
+#: ZSET warning id → when a delivery of it last went to retry_wait: where housekeeping looks for stuck retries
+RETRYING = PREFIX + "retrying"
 
 
 def ratelimit_key(account: str) -> str:

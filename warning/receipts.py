@@ -290,10 +290,11 @@ class ReceiptService:
         if ev.state is S.FAILED and ev.retryable and row.delivery.kind == "voice":
             record = batch.records.get(row.delivery.warning_id)
             if row.delivery.attempts <= VOICE_RETRIES and self._live(record, row, now) and record is not None:
-                change = self._requeue(row, now, ev.error_code or ev.raw_status)
+                when = now + timedelta(seconds=VOICE_RETRY_S)
+                change = self._requeue(row, now, ev.error_code or ev.raw_status, when)
                 if change is not None:
                     batch.retries[DueQueue.member("retry", record.id, row.delivery.id, row.delivery.channel,
-                                                  str(priority_of(record)))] = now + timedelta(seconds=VOICE_RETRY_S)
+                                                  str(priority_of(record)))] = when
                     return change
         counters: list[str] = []
         if ev.state is S.ACKNOWLEDGED and row.msg_type != NOTICE and row.delivery.kind in ("sms", "voice"):
@@ -302,7 +303,7 @@ class ReceiptService:
         return self.store.change(row, ev.state, now, reason=ev.error_code, provider_ref=ev.provider_ref,
                                  ack_counters=counters, event={"raw": ev.raw_status}, extra=extra)
 
-    def _requeue(self, row: Row, now: datetime, reason: str) -> Change | None:
+    def _requeue(self, row: Row, now: datetime, reason: str, retry_at: datetime) -> Change | None:
         """Back to RETRY_WAIT (busy, no answer), the one backward move; counters leave `sent` for `queued`."""
         d = row.delivery
         moved = requeue(d, now, reason=reason)
@@ -317,7 +318,7 @@ class ReceiptService:
         event = json.dumps({"d": d.id, "w": d.warning_id, "k": d.kind, "s": S.RETRY_WAIT.value, "o": d.state.value,
                             "r": row.region, "at": now.isoformat()}, ensure_ascii=False)
         return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
-                      deltas, event=event)
+                      deltas, event=event, retry_at=retry_at.timestamp())
 
     @staticmethod
     def _live(record: WarningRecord | None, row: Row, now: datetime) -> bool:

@@ -330,7 +330,7 @@ class ChannelWorker:
             return self.store.change(row, S.EXPIRED, now, reason=f"deadline passed while retrying: {detail}")
         due[DueQueue.member("retry", record.id, row.delivery.id, channel, str(priority_of(record)))] = when
         extra = {"channel": channel} if channel != row.delivery.channel else None
-        return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra)
+        return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra, retry_at=when)
 
 
 def _cancelling() -> bool:
