@@ -27,6 +27,7 @@ from warning.metrics import Metrics
 from warning.policy import Policy, load_policy
 from warning.ratelimit import RateLimiter
 from warning.reference import EventType, load_event_types
+from warning.retention import Retention
 from warning.settings import Settings
 from warning.targeting import Targeting
 from warning.warning_store import WarningStore
@@ -111,9 +112,10 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     roles = settings.section("roles")
     policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1])
     event_types = load_event_types(settings.section("event_types"))
-    audit = AuditLog(redis, clock=clock)
-    warnings = WarningStore(redis, audit)
-    deliveries = DeliveryStore(redis, clock=clock)
+    retention = Retention(redis, days=settings.retention.days, clock=clock)
+    audit = AuditLog(redis, clock=clock, retention=retention)
+    warnings = WarningStore(redis, audit, retention)
+    deliveries = DeliveryStore(redis, retention=retention)
     tables = channel_tables(settings)
     built = dict(channels) if channels is not None else build_channels(settings, tables, http=http, clock=clock)
     issuer = settings.section("issuer")

@@ -28,6 +28,7 @@ from warning.errors import StoreError
 from warning.model import MsgType, Status
 from warning.policy import Policy
 from warning.record import LIVE_STATES, WarningRecord
+from warning.retention import LUA_KEEP_S
 from warning.warning_store import WarningStore
 
 logger = logging.getLogger(__name__)
@@ -36,13 +37,14 @@ KIND = "esc"
 MAX_NAMES = 8
 DRILL_MARK = "【演练】"
 
-# KEYS: the warning's escalation hash, the due set.  ARGV: the issued field, when the version went out, then member,
-# due (epoch s) pairs. The issued mark and the step timers in one step, the first time only: a crash leaves both or
-# neither (and the dispatcher starts them before it marks the version planned, so a version re-planned after a
-# restart starts them then).
-_START = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i]) end
+# KEYS: the warning's escalation hash, its record, the due set.  ARGV: now, fallback (LUA_KEEP_S), the issued field, when
+# the version went out, then member, due (epoch s) pairs. The issued mark and the step timers in one step, the first
+# time only: a crash leaves both or neither (and the dispatcher starts them before it marks the version planned, so a
+# version re-planned after a restart starts them then).
+_START = LUA_KEEP_S + """
+if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], keep_s(KEYS[2], ARGV[1], ARGV[2]))
+for i = 5, #ARGV, 2 do redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i]) end
 return 1
 """
 
@@ -123,8 +125,9 @@ class Escalation:
         timers = [x for i, step in enumerate(steps) for x in (DueQueue.member(KIND, record.id, str(record.version),
                                                                               str(i)),
                                                               repr((now + timedelta(seconds=step.after_s)).timestamp()))]
-        await self._start(keys=[keys.escalation_key(record.id), keys.DUE_KEY],
-                          args=[f"issued:{record.version}", now.isoformat(), *timers])
+        await self._start(keys=[keys.escalation_key(record.id), keys.warning_key(record.id), keys.DUE_KEY],
+                          args=[*self.warnings.retention.script_args(), f"issued:{record.version}", now.isoformat(),
+                                *timers])
 
     def live(self, record: WarningRecord | None, version: int, now: datetime) -> bool:
         """Only the issued version of a live, unexpired warning escalates."""
@@ -165,6 +168,9 @@ class Escalation:
                     pipe.multi()
                     pipe.hset(key, done, now.isoformat())
                     self.audit.add_to(pipe, record.id, "escalate", "system", **detail)
+                    ttl = self.warnings.retention.keep_s(record)
+                    pipe.expire(key, ttl)
+                    pipe.expire(keys.audit_key(record.id), ttl)
                     await pipe.execute()
                     return True
                 except WatchError:  # the hash moved (another version's marks): read again

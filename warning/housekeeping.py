@@ -1,4 +1,4 @@
-"""Periodic housekeeping on APScheduler: the expiry sweep, stale-work reconciliation, stuck retries.
+"""Periodic housekeeping on APScheduler: the expiry sweep, stale-work reconciliation, stuck retries, key expiry.
 
 Only periodic jobs live here; per-delivery timers (retries, escalations) are in the Redis due queue,
 so a restart loses none of them. This is the only module that imports apscheduler.
@@ -102,11 +102,42 @@ async def _rearm(services: Any, wid: str, ids: list[str], now: datetime) -> list
     return out
 
 
+async def retain(services: Any) -> list[str]:
+    """Move the expiry of every key of the warnings whose end moved (an update, a cancellation) to their new end +
+    retention; returns their ids."""
+    done = []
+    for wid in await services.redis.smembers(keys.RETENTION_PENDING):
+        await services.warnings.retention.apply(wid)
+        done.append(wid)
+    return done
+
+
+async def forget_expired(services: Any) -> list[str]:
+    """Drop from the list of warnings those whose record has expired (end + retention); returns their ids.
+
+    Only warnings created more than the retention period ago can be gone, so only those are looked at."""
+    before = (services.clock.now() - timedelta(days=services.warnings.retention.days)).timestamp()
+    old = await services.redis.zrangebyscore(keys.WARNINGS_INDEX, "-inf", before)
+    gone = []
+    for i in range(0, len(old), CHUNK):
+        chunk = old[i:i + CHUNK]
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for wid in chunk:
+                pipe.exists(keys.warning_key(wid))
+            gone += [wid for wid, found in zip(chunk, await pipe.execute(), strict=True) if not found]
+    if gone:
+        await services.redis.zrem(keys.WARNINGS_INDEX, *gone)
+        logger.info("%d warnings past their retention left the list", len(gone))
+    return gone
+
+
 def build_scheduler(services: Any, *, expiry_every_s: int = 15, reconcile_every_s: int = 60) -> AsyncIOScheduler:
     """The scheduler with its jobs; each has an id, coalesces missed runs and tolerates late starts."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for job, every, name in ((expire, expiry_every_s, "expiry-sweep"), (reconcile, reconcile_every_s, "reconcile"),
-                             (rearm_retries, reconcile_every_s, "rearm-retries")):
+                             (rearm_retries, reconcile_every_s, "rearm-retries"),
+                             (retain, reconcile_every_s, "retention"),
+                             (forget_expired, 3600, "forget-expired")):
         scheduler.add_job(job, "interval", args=[services], seconds=every, id=name, replace_existing=True,
                           coalesce=True, max_instances=1, misfire_grace_time=every)
     return scheduler

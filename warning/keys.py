@@ -31,6 +31,8 @@ def audit_key(warning_id: str) -> str:
 
 WARNINGS_INDEX = PREFIX + "warnings"  #: ZSET id → created (epoch s)
 ACTIVE_INDEX = PREFIX + "warnings:active"  #: ZSET id → expires (epoch s): what the expiry sweep reads
+#: SET of warning ids whose end moved (update, cancel) and whose keys' expiry must follow (housekeeping finishes it)
+RETENTION_PENDING = PREFIX + "retention:pending"
 AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
 SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
 
@@ -47,6 +49,11 @@ def cap_identifier_key(identifier: str) -> str:
 
 def serial_key(day: str) -> str:
     return SERIAL_KEY.format(day=day)
+
+
+def reply_code_key(code: str) -> str:
+    """String: the warning id a short reply code (回复1 K7Q) stands for while the warning is open."""
+    return f"{PREFIX}reply:{code}"
 
 
 # --- deliveries -----------------------------------------------------------------------------
@@ -68,6 +75,11 @@ def recipients_key(warning_id: str) -> str:
 def counts_key(warning_id: str) -> str:
     """Hash: coverage counters (funnel buckets by channel, region, role)."""
     return f"{PREFIX}{tag(warning_id)}:counts"
+
+
+def events_key(warning_id: str) -> str:
+    """Stream: live delivery events of one warning (for the dashboard)."""
+    return f"{PREFIX}{tag(warning_id)}:events"
 
 
 def retrying_key(warning_id: str) -> str:

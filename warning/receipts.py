@@ -378,10 +378,11 @@ class ReceiptService:
             if d.kind in ("escreen", "broadcast") and d.provider_ref and d.provider_ref != d.id:
                 # devices acknowledge by our delivery id even when they named their copy themselves
                 sets[keys.ref_key(d.channel, d.id)] = f"{warning_id}:{d.id}"
-        if sets:
+        if sets:  # provider-id maps expire with the warning's other keys (the worker's maps too)
+            ttl = await self.warnings.retention.keep_s_of(warning_id)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for k, v in sets.items():
-                    pipe.set(k, v, ex=7 * 86400)
+                    pipe.set(k, v, ex=ttl)
                 await pipe.execute()
         held: list[Any] = await self._take(keys=names) if names else []
         if held:

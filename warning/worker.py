@@ -293,9 +293,8 @@ class ChannelWorker:
         committed = [c.row for c, good in zip(changes, ok, strict=True) if good]
         refs = {keys.ref_key(self.channel.name, r.delivery.provider_ref): f"{record.id}:{r.delivery.id}"
                 for r in accepted if r.delivery.provider_ref}
-        if refs:
-            ttl = max(3600, int((record.expires_at - now).total_seconds()) + 86400)
-            await self._set_refs(args=[ttl, *(x for kv in refs.items() for x in kv)])
+        if refs:  # provider-id maps expire with the warning's other keys
+            await self._set_refs(args=[self.warnings.retention.keep_s(record), *(x for kv in refs.items() for x in kv)])
         retry_ids = {r.delivery.id for r in committed if r.delivery.state is S.RETRY_WAIT}
         await self.due.push_many({m: t for m, t in due.items() if m.split("|")[2] in retry_ids})
         if self.on_accepted is not None:

@@ -46,7 +46,8 @@ async def test_expiry_sweep_and_the_scheduler_jobs(world: World, clock: Any) -> 
     clock.advance(601)
     assert await expire(world.services) == [wid]
     scheduler = build_scheduler(world.services)
-    assert {j.id for j in scheduler.get_jobs()} == {"expiry-sweep", "reconcile", "rearm-retries"}
+    assert {j.id for j in scheduler.get_jobs()} == {"expiry-sweep", "reconcile", "rearm-retries", "retention",
+                                                      "forget-expired"}
     assert all(j.coalesce and j.max_instances == 1 for j in scheduler.get_jobs())
 
 
