@@ -102,10 +102,6 @@ class AckLedger:
         self.store, self.clock = store, clock
         self._issued: dict[tuple[str, int], datetime] = {}
 
-    async def mark_issued(self, warning_id: str, version: int, at: datetime) -> bool:
-        """Remember when a version went out (the first time only); True when this call set it."""
-        return bool(await self.redis.hsetnx(keys.escalation_key(warning_id), f"issued:{version}", at.isoformat()))
-
     async def issued_at(self, warning_id: str, version: int) -> datetime | None:
         """When the version went out (cached: it never changes once set)."""
         hit = self._issued.get((warning_id, version))
@@ -208,8 +204,10 @@ class ReplyService:
         """Keep a reply that is not a confirmation as a field report on the warning (回执内容)."""
         entry = {"at": self.clock.now().isoformat(), "contact": contact_id, "name": name, "region": region,
                  "channel": channel, "text": text.strip()[:MAX_REPORT_CHARS]}
-        await self.redis.xadd(keys.reports_key(record.id), entry, maxlen=REPORT_MAXLEN,
-                              approximate=True)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.reports_key(record.id), entry, maxlen=REPORT_MAXLEN, approximate=True)
+            pipe.expire(keys.reports_key(record.id), self.warnings.retention.keep_s(record))
+            await pipe.execute()
         # the audit log is read by viewers: the report's whole text (a phone number it quotes) stays in the stream
         await self.audit.record(record.id, "reply", contact_id, ack=False,
                                 report=json.dumps(redact(entry["text"][:80]), ensure_ascii=False))

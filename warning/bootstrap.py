@@ -20,17 +20,18 @@ from warning.channel import Channel, InboundMessage
 from warning.clock import Clock
 from warning.delivery_store import DeliveryStore
 from warning.dispatcher import Dispatcher, Routes
-from warning.due import DueQueue
+from warning.due import DueQueue, Handler
 from warning.errors import ConfigError
 from warning.lifecycle import WarningService
 from warning.metrics import Metrics
 from warning.policy import Policy, load_policy
 from warning.ratelimit import RateLimiter
 from warning.reference import EventType, load_event_types
+from warning.retention import Retention
 from warning.settings import Settings
 from warning.targeting import Targeting
 from warning.warning_store import WarningStore
-from warning.worker import ChannelWorker, WorkerConfig, requeue_retry
+from warning.worker import ChannelWorker, RetryRequeue, WorkerConfig
 
 logger = logging.getLogger(__name__)
 #: The shortest `[hooks] kannel_secret` accepted (as for API tokens).
@@ -114,9 +115,10 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     policy = load_policy(settings.section("policy"), roles=set(roles), source=settings.sources[-1],
                          feeds=settings.raw.get("feeds", []))
     event_types = load_event_types(settings.section("event_types"))
-    audit = AuditLog(redis, clock=clock)
-    warnings = WarningStore(redis, audit)
-    deliveries = DeliveryStore(redis)
+    retention = Retention(redis, days=settings.retention.days, clock=clock)
+    audit = AuditLog(redis, clock=clock, retention=retention)
+    warnings = WarningStore(redis, audit, retention)
+    deliveries = DeliveryStore(redis, retention=retention)
     tables = channel_tables(settings)
     built = dict(channels) if channels is not None else build_channels(settings, tables, http=http, clock=clock)
     issuer = settings.section("issuer")
@@ -286,9 +288,9 @@ def _drained(services: Services) -> Any:
     return check
 
 
-async def due_loop(services: Services, *, idle_s: float = 1.0) -> None:
-    """Fire due timers (retries now; escalations register their own kinds)."""
-    handlers = due_handlers(services)
+async def due_loop(services: Services, *, idle_s: float = 1.0, handlers: Mapping[str, Handler] | None = None) -> None:
+    """Fire due timers (retries, escalation steps), and those a stopped process had taken and not finished."""
+    handlers = due_handlers(services) if handlers is None else handlers
     while not cancelling():
         try:
             fired = await services.due.drain(handlers)
@@ -330,7 +332,5 @@ def cancelling() -> bool:
 
 
 def due_handlers(services: Services) -> dict[str, Any]:
-    async def retry(fields: list[str]) -> None:
-        await requeue_retry(services.redis, fields)
-
-    return {"retry": retry, "esc": services.escalation.fire}
+    """The due queue's handler of each timer kind; each makes its step happen once, however often it fires."""
+    return {"retry": RetryRequeue(services.redis), "esc": services.escalation.fire}

@@ -18,20 +18,23 @@ import redis.asyncio as aioredis
 
 from warning import keys
 from warning.delivery import Bucket, Delivery, DeliveryState, advance, classify
+from warning.retention import LUA_KEEP_S, Retention
 
 S = DeliveryState
 EVENTS_MAXLEN = 20000
 #: the msg_type of an escalation notice (a message about the warning to someone outside its audience)
 NOTICE = "notice"
 
-# KEYS: counts, deliveries zset, recipients hash.  ARGV[1]: a JSON document
+# KEYS: counts, deliveries zset, recipients hash, the warning's record.  ARGV[1]: a JSON document
 #   {p: key prefix, h: [field, value, ...] common to every delivery, c: [[counter, ...], ...] shared lists,
 #    d: [[id, score, [field, value, ...], counter list index, recipient id, recipient json,
 #         targeted list index], ...]}
+# ARGV[2], ARGV[3]: LUA_KEEP_S's now and fallback (every key expires with the warning).
 # One compact JSON argument per chunk: packing thousands of separate arguments, or repeating what
 # every delivery shares, costs the client more than Redis.
-_CREATE = """
+_CREATE = LUA_KEEP_S + """
 local doc = cjson.decode(ARGV[1]); local created = 0; local incr = {}; local members = {}
+local ttl = keep_s(KEYS[4], ARGV[2], ARGV[3])
 local function count(list) for _, c in ipairs(list) do incr[c] = (incr[c] or 0) + 1 end end
 for _, d in ipairs(doc.d) do
   local key = doc.p .. d[1]
@@ -39,6 +42,7 @@ for _, d in ipairs(doc.d) do
     local args = {unpack(doc.h)}
     for _, v in ipairs(d[3]) do args[#args + 1] = v end
     redis.call('HSET', key, unpack(args))
+    redis.call('EXPIRE', key, ttl)
     members[#members + 1] = d[2]; members[#members + 1] = d[1]
     count(doc.c[d[4] + 1])
     created = created + 1
@@ -47,37 +51,59 @@ for _, d in ipairs(doc.d) do
 end
 if #members > 0 then redis.call('ZADD', KEYS[2], unpack(members)) end
 for c, n in pairs(incr) do redis.call('HINCRBY', KEYS[1], c, n) end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
 return created
 """
 
-# KEYS: counts, events, acked.  ARGV[1]: event-stream maxlen; ARGV[2]: a JSON array, one item per change:
-#   [key, expected state, [field, value, ...], [counter, delta, ...], ack recipient or '', [ack counters], event]
-# The field list starts with state and updated_at (the ack time). One JSON argument for the batch.
-_CAS = """
-local maxlen = ARGV[1]; local changes = cjson.decode(ARGV[2]); local out = {}
+# KEYS: counts, events, acked, retrying, the warning's record.  ARGV[1]: event-stream maxlen; ARGV[2]: a JSON array,
+# one item per change:
+#   [key, expected state, [field, value, ...], [counter, delta, ...], ack recipient or '', [ack counters], event,
+#    retry due (epoch s) or '', delivery id]
+# ARGV[3], ARGV[4]: LUA_KEEP_S's now and fallback. The field list starts with state and updated_at (the ack time).
+# A delivery entering retry_wait is indexed with its due time (housekeeping re-arms a retry whose timer is gone) and a
+# provider id it had (a call placed again) is kept in prior_refs, so that map's expiry can follow the warning's.
+_CAS = LUA_KEEP_S + """
+local maxlen = ARGV[1]; local changes = cjson.decode(ARGV[2]); local out = {}; local applied = false
 for k, c in ipairs(changes) do
   local key, fields, counters = c[1], c[3], c[4]
   if redis.call('HGET', key, 'state') == c[2] then
+    if c[8] ~= '' then
+      local old = redis.call('HMGET', key, 'provider_ref', 'channel', 'prior_refs')
+      if old[1] and old[1] ~= '' then
+        local item = (old[2] or '') .. ':' .. old[1]; local prior = old[3] or ''
+        if not string.find(' ' .. prior .. ' ', ' ' .. item .. ' ', 1, true) then
+          redis.call('HSET', key, 'prior_refs', prior .. ' ' .. item)
+        end
+      end
+      redis.call('ZADD', KEYS[4], c[8], c[9])
+    elseif c[2] == 'retry_wait' then
+      redis.call('ZREM', KEYS[4], c[9])
+    end
     redis.call('HSET', key, unpack(fields))
     for j = 1, #counters, 2 do redis.call('HINCRBY', KEYS[1], counters[j], counters[j + 1]) end
     if c[5] ~= '' and redis.call('HSETNX', KEYS[3], c[5], fields[4]) == 1 then
       for _, name in ipairs(c[6]) do redis.call('HINCRBY', KEYS[1], name, 1) end
     end
     if c[7] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'e', c[7]) end
-    out[k] = 1
+    out[k] = 1; applied = true
   else
     out[k] = 0
   end
 end
+if applied then
+  local ttl = keep_s(KEYS[5], ARGV[3], ARGV[4])
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
 return out
 """
 
-# KEYS: none besides the delivery hashes given in ARGV.  ARGV: now, then delivery keys.
+# KEYS: counts, retrying (besides the delivery hashes given in ARGV).  ARGV: now, reclaim flag, then delivery keys.
 # Takes PENDING and RETRY_WAIT deliveries (and SENDING ones found by a reclaim) to SENDING.
 _CLAIM = """
 local now = ARGV[1]; local out = {}
 for i = 3, #ARGV do
   local key = ARGV[i]; local st = redis.call('HGET', key, 'state')
+  if st == 'retry_wait' then redis.call('ZREM', KEYS[2], redis.call('HGET', key, 'id')) end
   if st == 'pending' or st == 'retry_wait' or (ARGV[2] == '1' and st == 'sending') then
     redis.call('HSET', key, 'state', 'sending', 'updated_at', now)
     redis.call('HINCRBY', key, 'attempts', 1)
@@ -180,14 +206,17 @@ class Change:
     ack_recipient: str = ""
     ack_counters: tuple[str, ...] = ()
     event: str = ""
+    #: entering retry_wait: when the retry is due (epoch s)
+    retry_at: float | None = None
 
 
 class DeliveryStore:
     """Deliveries, their counters and their live events; the only writer of delivery hashes."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, retention: Retention) -> None:
         # redis-py's annotations do not follow decode_responses=True; the replies here are str
         self.redis: Any = redis
+        self.retention = retention
         self._create = redis.register_script(_CREATE)
         self._cas = redis.register_script(_CAS)
         self._claim = redis.register_script(_CLAIM)
@@ -219,14 +248,14 @@ class DeliveryStore:
             items.append([d.id, d.version, fields, index(counter_fields(row, Bucket.QUEUED.value)), d.recipient_id,
                           json.dumps(recipients.get(d.recipient_id, {}), ensure_ascii=False), index(targeted)])
         doc = {"p": keys.delivery_key(warning_id, ""), "h": _flat(common), "c": [list(c) for c in lists], "d": items}
-        args = [json.dumps(doc, ensure_ascii=False)]
+        args = [json.dumps(doc, ensure_ascii=False), *self.retention.script_args()]
         return int(await self._create(keys=[keys.counts_key(warning_id), keys.deliveries_key(warning_id),
-                                            keys.recipients_key(warning_id)], args=args))
+                                            keys.recipients_key(warning_id), keys.warning_key(warning_id)], args=args))
 
     async def claim(self, warning_id: str, delivery_ids: Sequence[str], now: datetime, *, reclaim: bool = False
                     ) -> list[Row | str]:
         """Move each claimable delivery to SENDING; a Row for each claimed one, else its current state."""
-        raw = await self._claim(keys=[keys.counts_key(warning_id)],
+        raw = await self._claim(keys=[keys.counts_key(warning_id), keys.retrying_key(warning_id)],
                                 args=[now.isoformat(), "1" if reclaim else "0",
                                       *(keys.delivery_key(warning_id, d) for d in delivery_ids)])
         out: list[Row | str] = []
@@ -237,8 +266,12 @@ class DeliveryStore:
 
     def change(self, row: Row, new_state: DeliveryState, at: datetime, *, reason: str | None = None,
                provider_ref: str | None = None, extra: Mapping[str, str] | None = None,
-               ack_counters: Sequence[str] = (), event: Mapping[str, Any] | None = None) -> Change | None:
-        """The compare-and-set that moves `row` to `new_state`; None when that says nothing new."""
+               ack_counters: Sequence[str] = (), event: Mapping[str, Any] | None = None,
+               retry_at: datetime | None = None) -> Change | None:
+        """The compare-and-set that moves `row` to `new_state`; None when that says nothing new.
+
+        `retry_at`: for a move to RETRY_WAIT, when the retry is due.
+        """
         d = row.delivery
         moved = advance(d, new_state, at, reason=reason, provider_ref=provider_ref)
         if moved is d:
@@ -256,22 +289,28 @@ class DeliveryStore:
         ev += "," + json.dumps(dict(event), ensure_ascii=False)[1:] if event else "}"
         acked = new_state is S.ACKNOWLEDGED
         return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
-                      deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev)
+                      deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev,
+                      retry_at.timestamp() if retry_at is not None and new_state is S.RETRY_WAIT else None)
 
     async def commit(self, warning_id: str, changes: Sequence[Change]) -> list[bool]:
         """Apply compare-and-sets atomically per change; False where the delivery moved meanwhile."""
         if not changes:
             return []
         items = []
+        retrying = False
         for c in changes:
             fields = _flat({"state": c.fields["state"], "updated_at": c.fields["updated_at"],
                             **{k: v for k, v in c.fields.items() if k not in ("state", "updated_at")}})
             items.append([keys.delivery_key(warning_id, c.row.delivery.id), c.expected.value, fields,
                           [x for name, delta in c.deltas.items() for x in (name, delta)], c.ack_recipient,
-                          list(c.ack_counters), c.event])
-        args: list[str | int] = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False)]
-        res = await self._cas(keys=[keys.counts_key(warning_id), events_key(warning_id), keys.acked_key(warning_id)],
-                              args=args)
+                          list(c.ack_counters), c.event, "" if c.retry_at is None else repr(c.retry_at),
+                          c.row.delivery.id])
+            retrying = retrying or c.retry_at is not None
+        if retrying:  # before the move: housekeeping finds this warning's retries even if this process stops now
+            await self.redis.zadd(keys.RETRYING, {warning_id: self.retention.clock.now().timestamp()})
+        args: list[str | int] = [EVENTS_MAXLEN, json.dumps(items, ensure_ascii=False), *self.retention.script_args()]
+        res = await self._cas(keys=[keys.counts_key(warning_id), keys.events_key(warning_id), keys.acked_key(warning_id),
+                                    keys.retrying_key(warning_id), keys.warning_key(warning_id)], args=args)
         return [bool(x) for x in res]
 
     async def get(self, warning_id: str, delivery_id: str) -> Row | None:
@@ -318,6 +357,5 @@ class DeliveryStore:
         return dict(await self.redis.hgetall(keys.acked_key(warning_id)))
 
 
-def events_key(warning_id: str) -> str:
-    """Stream: live delivery events of one warning (for the dashboard)."""
-    return f"{keys.PREFIX}{keys.tag(warning_id)}:events"
+#: Stream: live delivery events of one warning (for the dashboard)
+events_key = keys.events_key

@@ -70,6 +70,9 @@ class Dispatcher:
             chunk = rows[i:i + CHUNK]
             created += await self.store.create_many(record.id, chunk, info)
             await self.enqueue(record, [r.delivery for r in chunk])
+        if self.on_issued is not None:
+            # before the planned mark: a crash in between leaves the version to be planned again, and so started
+            await self.on_issued(record)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.warning_key(record.id), "planned_version", str(record.version))
             pipe.zrem(keys.PLANNING_INDEX, keys.planning_member(record.id, record.version))
@@ -78,8 +81,6 @@ class Dispatcher:
                                 deliveries=len(rows), new=created, unrouted=unrouted)
         logger.info("warning %s v%d: %d deliveries planned (%d new), %d without a channel", record.id, record.version,
                     len(rows), created, len(unrouted))
-        if self.on_issued is not None:
-            await self.on_issued(record)
 
     async def reach_late(self, record: WarningRecord, handed: Sequence[Row]) -> int:
         """Plan `record.version` (an update or a cancellation) for people an earlier version was handed to after

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from contacts.directory import ContactDirectory
 from contacts.duty import DutyRoster
@@ -23,9 +24,11 @@ from warning.delivery import Delivery
 from warning.delivery_store import NOTICE, DeliveryStore, Row
 from warning.dispatcher import Dispatcher
 from warning.due import DueQueue
+from warning.errors import StoreError
 from warning.model import MsgType, Status
 from warning.policy import Policy
 from warning.record import LIVE_STATES, WarningRecord
+from warning.retention import LUA_KEEP_S
 from warning.warning_store import WarningStore
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,17 @@ KIND = "esc"
 #: names listed in one notice before "等N人"
 MAX_NAMES = 8
 DRILL_MARK = "【演练】"
+
+# KEYS: the warning's escalation hash, its record, the due set.  ARGV: now, fallback (LUA_KEEP_S), the issued field, when
+# the version went out, then member, due (epoch s) pairs. The issued mark and the step timers in one step, the first
+# time only: a crash leaves both or neither (and the dispatcher starts them before it marks the version planned, so a
+# version re-planned after a restart starts them then).
+_START = LUA_KEEP_S + """
+if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], keep_s(KEYS[2], ARGV[1], ARGV[2]))
+for i = 5, #ARGV, 2 do redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i]) end
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +113,21 @@ class Escalation:
         self.county = str(issuer.get("code", ""))
         self.signature = str(issuer.get("signature", ""))
         self.region_names = dict(region_names or {})
+        self._start = redis.register_script(_START)
 
     async def start(self, record: WarningRecord) -> None:
         """Dispatcher hook: remember when the version went out and set its step timers (the first time only)."""
         if record.msg_type is MsgType.CANCEL or record.content.status in (Status.TEST, Status.DRAFT):
             return
         now = self.clock.now()
-        if not await self.ledger.mark_issued(record.id, record.version, now):
-            return  # planned again after a restart: the timers are already set
         level = self.policy.for_level(record.level.value)
-        if level.ack_deadline_s <= 0:
-            return
-        await self.due.push_many({DueQueue.member(KIND, record.id, str(record.version), str(i)):
-                                  now + timedelta(seconds=step.after_s) for i, step in enumerate(level.escalation)})
+        steps = level.escalation if level.ack_deadline_s > 0 else ()
+        timers = [x for i, step in enumerate(steps) for x in (DueQueue.member(KIND, record.id, str(record.version),
+                                                                              str(i)),
+                                                              repr((now + timedelta(seconds=step.after_s)).timestamp()))]
+        await self._start(keys=[keys.escalation_key(record.id), keys.warning_key(record.id), keys.DUE_KEY],
+                          args=[*self.warnings.retention.script_args(), f"issued:{record.version}", now.isoformat(),
+                                *timers])
 
     def live(self, record: WarningRecord | None, version: int, now: datetime) -> bool:
         """Only the issued version of a live, unexpired warning escalates."""
@@ -132,15 +148,38 @@ class Escalation:
             return
         action = steps[index].action
         people = await self.unacked(record, version)
+        # the step's deliveries have deterministic ids: a second run (this timer fired again after a crash before the
+        # mark below) records none anew, and the step is marked and audited once
         sent = await self._run(action, record, version, index + 1, people, now) if people else 0
-        await self.redis.hset(keys.escalation_key(wid), done, now.isoformat())
-        await self.audit.record(wid, "escalate", "system", version=version, step=index, step_action=action,
-                                unacked=len(people), messages=sent)
-        logger.info("warning %s v%d step %d (%s): %d unconfirmed, %d messages", wid, version, index, action,
-                    len(people), sent)
+        if await self._mark_done(record, done, now, version=version, step=index, step_action=action,
+                                 unacked=len(people), messages=sent):
+            logger.info("warning %s v%d step %d (%s): %d unconfirmed, %d messages", wid, version, index, action,
+                        len(people), sent)
+
+    async def _mark_done(self, record: WarningRecord, done: str, now: datetime, **detail: Any) -> bool:
+        """The step's mark and its audit entry in one transaction; False when another run marked it first."""
+        key = keys.escalation_key(record.id)
+        for _ in range(10):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    if await pipe.hexists(key, done):
+                        return False
+                    pipe.multi()
+                    pipe.hset(key, done, now.isoformat())
+                    self.audit.add_to(pipe, record.id, "escalate", "system", **detail)
+                    ttl = self.warnings.retention.keep_s(record)
+                    pipe.expire(key, ttl)
+                    pipe.expire(keys.audit_key(record.id), ttl)
+                    await pipe.execute()
+                    return True
+                except WatchError:  # the hash moved (another version's marks): read again
+                    continue
+        raise StoreError(f"escalation of {record.id}: the step mark {done} kept racing other writes")
 
     async def _run(self, action: str, record: WarningRecord, version: int, wave: int, people: list[Contact],
                    now: datetime) -> int:
+        """Plan the step's deliveries (idempotent by id); returns how many the step has."""
         if action == "call":
             rows = [self.planner.person(record, version, c, "voice", wave) for c in people if "voice" in c.channels]
         elif action == "sms_again":
@@ -150,7 +189,9 @@ class Escalation:
             rows = await self._supervisors(record, version, wave, people, now)
         else:
             rows = await self._county(record, version, wave, people, now)
-        return await self.planner.plan(record, [r for r in rows if r is not None])
+        planned = [r for r in rows if r is not None]
+        await self.planner.plan(record, planned)
+        return len(planned)
 
     async def unacked(self, record: WarningRecord, version: int) -> list[Contact]:
         """The people this version was sent to who have not confirmed (active registry entries)."""

@@ -33,6 +33,8 @@ WARNINGS_INDEX = PREFIX + "warnings"  #: ZSET id → created (epoch s)
 ACTIVE_INDEX = PREFIX + "warnings:active"  #: ZSET id → expires (epoch s): what the expiry sweep reads
 #: ZSET '<id>:<version>' → when written: versions to plan, removed once planned (housekeeping finishes the rest)
 PLANNING_INDEX = PREFIX + "warnings:planning"
+#: SET of warning ids whose end moved (update, cancel) and whose keys' expiry must follow (housekeeping finishes it)
+RETENTION_PENDING = PREFIX + "retention:pending"
 AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
 SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
 
@@ -61,6 +63,11 @@ def serial_key(day: str) -> str:
     return SERIAL_KEY.format(day=day)
 
 
+def reply_code_key(code: str) -> str:
+    """String: the warning id a short reply code (回复1 K7Q) stands for while the warning is open."""
+    return f"{PREFIX}reply:{code}"
+
+
 # --- deliveries -----------------------------------------------------------------------------
 def delivery_key(warning_id: str, delivery_id: str) -> str:
     """Hash: one delivery (recipient × channel × version)."""
@@ -80,6 +87,16 @@ def recipients_key(warning_id: str) -> str:
 def counts_key(warning_id: str) -> str:
     """Hash: coverage counters (funnel buckets by channel, region, role)."""
     return f"{PREFIX}{tag(warning_id)}:counts"
+
+
+def events_key(warning_id: str) -> str:
+    """Stream: live delivery events of one warning (for the dashboard)."""
+    return f"{PREFIX}{tag(warning_id)}:events"
+
+
+def retrying_key(warning_id: str) -> str:
+    """ZSET: delivery id → when its retry is due (epoch s), for every delivery of the warning in retry_wait."""
+    return f"{PREFIX}{tag(warning_id)}:retrying"
 
 
 def acked_key(warning_id: str) -> str:
@@ -103,6 +120,10 @@ def queue_key(channel: str, priority: int) -> str:
 
 
 DUE_KEY = PREFIX + "due"  #: ZSET of timers (retries, escalations) scored by due time
+DUE_LEASES = PREFIX + "due:leases"  #: ZSET of timers being handled, scored by their lease's deadline
+DUE_TRIES = PREFIX + "due:tries"  #: HASH timer → how many times it was taken (bounds a timer that keeps failing)
+#: ZSET warning id → when a delivery of it last went to retry_wait: where housekeeping looks for stuck retries
+RETRYING = PREFIX + "retrying"
 
 
 def ratelimit_key(account: str) -> str:

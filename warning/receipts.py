@@ -290,10 +290,11 @@ class ReceiptService:
         if ev.state is S.FAILED and ev.retryable and row.delivery.kind == "voice":
             record = batch.records.get(row.delivery.warning_id)
             if row.delivery.attempts <= VOICE_RETRIES and self._live(record, row, now) and record is not None:
-                change = self._requeue(row, now, ev.error_code or ev.raw_status)
+                when = now + timedelta(seconds=VOICE_RETRY_S)
+                change = self._requeue(row, now, ev.error_code or ev.raw_status, when)
                 if change is not None:
                     batch.retries[DueQueue.member("retry", record.id, row.delivery.id, row.delivery.channel,
-                                                  str(priority_of(record)))] = now + timedelta(seconds=VOICE_RETRY_S)
+                                                  str(priority_of(record)))] = when
                     return change
         counters: list[str] = []
         if ev.state is S.ACKNOWLEDGED and row.msg_type != NOTICE and row.delivery.kind in ("sms", "voice"):
@@ -302,7 +303,7 @@ class ReceiptService:
         return self.store.change(row, ev.state, now, reason=ev.error_code, provider_ref=ev.provider_ref,
                                  ack_counters=counters, event={"raw": ev.raw_status}, extra=extra)
 
-    def _requeue(self, row: Row, now: datetime, reason: str) -> Change | None:
+    def _requeue(self, row: Row, now: datetime, reason: str, retry_at: datetime) -> Change | None:
         """Back to RETRY_WAIT (busy, no answer), the one backward move; counters leave `sent` for `queued`."""
         d = row.delivery
         moved = requeue(d, now, reason=reason)
@@ -317,7 +318,7 @@ class ReceiptService:
         event = json.dumps({"d": d.id, "w": d.warning_id, "k": d.kind, "s": S.RETRY_WAIT.value, "o": d.state.value,
                             "r": row.region, "at": now.isoformat()}, ensure_ascii=False)
         return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
-                      deltas, event=event)
+                      deltas, event=event, retry_at=retry_at.timestamp())
 
     @staticmethod
     def _live(record: WarningRecord | None, row: Row, now: datetime) -> bool:
@@ -377,10 +378,11 @@ class ReceiptService:
             if d.kind in ("escreen", "broadcast") and d.provider_ref and d.provider_ref != d.id:
                 # devices acknowledge by our delivery id even when they named their copy themselves
                 sets[keys.ref_key(d.channel, d.id)] = f"{warning_id}:{d.id}"
-        if sets:
+        if sets:  # provider-id maps expire with the warning's other keys (the worker's maps too)
+            ttl = await self.warnings.retention.keep_s_of(warning_id)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for k, v in sets.items():
-                    pipe.set(k, v, ex=7 * 86400)
+                    pipe.set(k, v, ex=ttl)
                 await pipe.execute()
         held: list[Any] = await self._take(keys=names) if names else []
         if held:

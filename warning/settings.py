@@ -55,6 +55,13 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """[retention]: how long a warning's keys (deliveries, receipts, replies, audit) outlive its end."""
+
+    days: int = 400
+
+
+@dataclass(frozen=True, slots=True)
 class Token:
     """One API token: who holds it and what they may do."""
 
@@ -73,6 +80,7 @@ class Settings:
     raw: Mapping[str, Any]
     sources: tuple[str, ...]
     templates_dir: Path = ROOT / "templates"
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def section(self, name: str) -> Mapping[str, Any]:
         """A top-level table of the merged configuration, empty when absent."""
@@ -227,4 +235,8 @@ def load_settings(
         redis = RedisSettings.from_dsn(redis_table.url, redis_table.data_dir)
     except ConfigError as exc:
         raise ConfigError(source, exc.key, exc.reason) from None
-    return Settings(server=server, redis=redis, tokens=_tokens(data, source), raw=data, sources=tuple(sources))
+    retention = _table(RetentionSettings, data.get("retention", {}), "retention", source)
+    if retention.days <= 0:
+        raise ConfigError(source, "retention.days", f"must be a positive number of days, got {retention.days}")
+    return Settings(server=server, redis=redis, tokens=_tokens(data, source), raw=data, sources=tuple(sources),
+                    retention=retention)

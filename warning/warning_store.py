@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -16,20 +16,17 @@ from warning.audit import AuditLog
 from warning.errors import Conflict
 from warning.model import EarlyWarning
 from warning.record import WarningRecord
+from warning.retention import Retention
 
 #: reply codes avoid characters people confuse when typing on a phone (0/O, 1/I/L, 2/Z, 5/S, 8/B)
 REPLY_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 REPLY_CODE_LEN = 3
-#: records and their keys are kept this long after the warning expired (the archive)
-RETENTION = timedelta(days=400)
-
+#: an open warning's reply code outlives its expiry by this much (the expiry sweep frees it)
+REPLY_CODE_SLACK_S = 3600
+reply_code_key = keys.reply_code_key
 
 #: audit entries written with a change after its own (action, detail), e.g. an approval and its issue
 Then = Sequence[tuple[str, Mapping[str, object]]]
-
-
-def reply_code_key(code: str) -> str:
-    return f"{keys.PREFIX}reply:{code}"
 
 
 class StaleRecord(Conflict):
@@ -42,10 +39,11 @@ class StaleRecord(Conflict):
 class WarningStore:
     """Reads and writes warning records; every write goes with its audit entry in one transaction."""
 
-    def __init__(self, redis: aioredis.Redis, audit: AuditLog) -> None:
+    def __init__(self, redis: aioredis.Redis, audit: AuditLog, retention: Retention) -> None:
         # redis-py's annotations do not follow decode_responses=True; the replies here are str
         self.redis: Any = redis
         self.audit = audit
+        self.retention = retention
 
     async def get(self, warning_id: str) -> WarningRecord | None:
         h = await self.redis.hgetall(keys.warning_key(warning_id))
@@ -60,9 +58,10 @@ class WarningStore:
         """Store a new record (version 1) with its audit entries; `plan`: the version is to be planned (the
         housekeeping finishes it if this process does not)."""
         async with self.redis.pipeline(transaction=True) as pipe:
+            # the audit entries first: _write sets the audit stream's expiry, so the stream must exist
+            self._audit(pipe, record, actor, action, detail, then)
             self._write(pipe, record, plan=plan)
             pipe.zadd(keys.WARNINGS_INDEX, {record.id: record.created_at.timestamp()})
-            self._audit(pipe, record, actor, action, detail, then)
             await pipe.execute()
 
     async def replace(self, before: WarningRecord, after: WarningRecord, *, actor: str, action: str,
@@ -70,6 +69,7 @@ class WarningStore:
         """Compare-and-set: write `after` only if the stored record is still `before` (state and version), else
         StaleRecord (also when anything else wrote the record meanwhile)."""
         key = keys.warning_key(before.id)
+        moved = self.retention.keep_until(before) != self.retention.keep_until(after)
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
@@ -77,8 +77,13 @@ class WarningStore:
                 if current != [before.state.value, str(before.version)]:
                     raise StaleRecord()
                 pipe.multi()
-                self._write(pipe, after, plan=plan)
                 self._audit(pipe, after, actor, action, detail, then)
+                self._write(pipe, after, plan=plan)
+                if moved:
+                    # the warning's end moved: housekeeping moves every other key's expiry (Retention.apply). Not
+                    # here: a cancellation must not wait for a pass over every delivery, and no key can expire
+                    # before the old end + retention, at least a day away.
+                    pipe.sadd(keys.RETENTION_PENDING, after.id)
                 await pipe.execute()
             except WatchError:
                 raise StaleRecord() from None
@@ -109,21 +114,32 @@ class WarningStore:
         await self.redis.zrem(keys.PLANNING_INDEX, keys.planning_member(warning_id, version))
 
     def _write(self, pipe: Any, record: WarningRecord, *, plan: bool = False) -> None:
-        ttl = int((record.expires_at - record.created_at + RETENTION).total_seconds())
-        pipe.hset(keys.warning_key(record.id), mapping=record.to_hash())
+        """Queue the record's writes; each key expires at the warning's end + retention (Retention)."""
+        ttl = self.retention.keep_s(record)
+        pipe.hset(keys.warning_key(record.id), mapping={**record.to_hash(),
+                                                        "keep_until": str(self.retention.keep_until(record))})
         pipe.expire(keys.warning_key(record.id), ttl)
+        pipe.expire(keys.audit_key(record.id), ttl)  # queued after the caller's audit entry: the stream exists
         pipe.set(keys.version_key(record.id, record.version),
                  json.dumps(record.content.to_json(), ensure_ascii=False), ex=ttl)
         for identifier in record.identifiers:
             pipe.set(keys.cap_identifier_key(identifier), record.id, ex=ttl)
+        content = record.content
+        if content.sender and content.identifier:  # a CAP message taken in is remembered as long as its warning
+            pipe.expire(keys.cap_dedup_key(content.sender, content.identifier), ttl)
         if record.closed:
             pipe.zrem(keys.ACTIVE_INDEX, record.id)
             pipe.delete(reply_code_key(record.reply_code))
         else:
             pipe.zadd(keys.ACTIVE_INDEX, {record.id: record.expires_at.timestamp()})
+            # the code stays taken while the warning is open, whatever its expiry becomes
+            pipe.expire(reply_code_key(record.reply_code), self._open_s(record))
         if plan:
             pipe.zadd(keys.PLANNING_INDEX, {keys.planning_member(record.id, record.version):
                                             record.updated_at.timestamp()})
+
+    def _open_s(self, record: WarningRecord) -> int:
+        return max(60, int((record.expires_at - self.retention.clock.now()).total_seconds()) + REPLY_CODE_SLACK_S)
 
     async def list(self, *, limit: int = 50, before: float | None = None) -> tuple[list[WarningRecord], float | None]:
         """Newest first; `before` is the cursor (a created timestamp) from the previous page."""

@@ -295,9 +295,8 @@ class ChannelWorker:
         committed = [c.row for c, good in zip(changes, ok, strict=True) if good]
         refs = {keys.ref_key(self.channel.name, r.delivery.provider_ref): f"{record.id}:{r.delivery.id}"
                 for r in accepted if r.delivery.provider_ref}
-        if refs:
-            ttl = max(3600, int((record.expires_at - now).total_seconds()) + 86400)
-            await self._set_refs(args=[ttl, *(x for kv in refs.items() for x in kv)])
+        if refs:  # provider-id maps expire with the warning's other keys
+            await self._set_refs(args=[self.warnings.retention.keep_s(record), *(x for kv in refs.items() for x in kv)])
         retry_ids = {r.delivery.id for r in committed if r.delivery.state is S.RETRY_WAIT}
         await self.due.push_many({m: t for m, t in due.items() if m.split("|")[2] in retry_ids})
         if self.on_accepted is not None:
@@ -332,7 +331,7 @@ class ChannelWorker:
             return self.store.change(row, S.EXPIRED, now, reason=f"deadline passed while retrying: {detail}")
         due[DueQueue.member("retry", record.id, row.delivery.id, channel, str(priority_of(record)))] = when
         extra = {"channel": channel} if channel != row.delivery.channel else None
-        return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra)
+        return self.store.change(row, S.RETRY_WAIT, now, reason=detail, extra=extra, retry_at=when)
 
 
 def _cancelling() -> bool:
@@ -344,7 +343,32 @@ def _reason(exc: BaseException | None) -> str:
     return exc.reason.value if isinstance(exc, DeliveryError) else "other"
 
 
-async def requeue_retry(redis: aioredis.Redis, fields: list[str]) -> None:
-    """Due-queue handler: a delivery whose retry time has come goes back on its channel's queue."""
-    wid, did, channel, prio = fields
-    await redis.xadd(keys.queue_key(channel, int(prio)), {"w": wid, "d": did})
+# KEYS: the delivery hash, its channel's queue stream.  ARGV: warning id, delivery id.
+# Queue the delivery again only while it waits in retry_wait, and once per attempt: `requeued` keeps the attempt count
+# it was queued at (a claim counts one more), so a timer fired twice (its lease reclaimed after a crash) queues once.
+# The two keys are in two hash slots: on a Redis Cluster the queue would have to carry the warning's tag.
+_REQUEUE = """
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'requeued')
+local attempts = h[2] or '0'
+if h[1] ~= 'retry_wait' or h[3] == attempts then return 0 end
+redis.call('HSET', KEYS[1], 'requeued', attempts)
+redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 'd', ARGV[2])
+return 1
+"""
+
+
+class RetryRequeue:
+    """Due-queue handler for `retry|<warning>|<delivery>|<channel>|<priority>`: the delivery goes back on its channel's
+    queue when its retry time has come (idempotent: see _REQUEUE)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._requeue = redis.register_script(_REQUEUE)
+
+    async def __call__(self, fields: list[str]) -> None:
+        await self.requeue(fields)
+
+    async def requeue(self, fields: list[str]) -> bool:
+        """True when the delivery was queued; False when it no longer waits for this retry."""
+        wid, did, channel, prio = fields
+        return bool(await self._requeue(keys=[keys.delivery_key(wid, did), keys.queue_key(channel, int(prio))],
+                                        args=[wid, did]))

@@ -3,14 +3,20 @@ neither loses nor repeats a step; drills stay inside the drill."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from tests.conftest import auth
 from tests.fakes.twilio import inbound_sms_params
 from tests.receipts.conftest import BASE, BLUE, Rig, coverage, issue, post_signed, rows, settled_sends
 from tests.warnings.conftest import OUTSIDE, TONGCHUAN, VILLAGE_A, person
+from warning import keys
 from warning.bootstrap import due_handlers
+from warning.due import LEASE_S
 
 RED = {**BLUE, "level": "red", "headline": "潼川镇暴雨红色预警"}
 ROSTER = ("region,date,start,end,phone,name\r\n"
@@ -137,3 +143,61 @@ async def test_a_drill_escalates_only_inside_the_drill(make_rig: Any) -> None:
     assert sms_to(rig, sup.phone) == [] and sms_to(rig, "+8613900000001") == []
     assert sms_to(rig, "+8613900000002") == []
     assert {r.msg_type for r in await rows(rig, w["id"])} == {"alert"}  # no notice planned
+
+
+async def die_in_step(rig: Rig, seconds: float, kind: str, *, dies: str) -> None:
+    """At `seconds`, a due loop takes the timers whose time has come and its process dies inside the `kind` handler:
+    before it did anything, after the step's messages were planned and before the step was marked done (the state
+    that leaves is made by undoing the mark and its audit entry), or after the handler finished, before its timer
+    was released."""
+    rig.clock.advance(seconds - rig.clock_offset)  # type: ignore[attr-defined]
+    rig.clock_offset = seconds  # type: ignore[attr-defined]
+    handlers = due_handlers(rig.services)
+    redis = rig.services.redis
+    entered = asyncio.Event()
+
+    async def handler(fields: list[str]) -> None:
+        if dies != "before":
+            await handlers[kind](fields)
+        if dies == "planned":
+            wid, version, step = fields
+            await redis.hdel(keys.escalation_key(wid), f"done:{version}:{step}")
+            for stream in (keys.audit_key(wid), keys.AUDIT_ALL):
+                for entry_id, entry in await redis.xrange(stream):
+                    if entry["action"] == "escalate" and entry["warning_id"] == wid:
+                        await redis.xdel(stream, entry_id)
+        entered.set()
+        await asyncio.Event().wait()  # killed here: nothing after this runs
+
+    task = asyncio.create_task(rig.services.due.drain({**handlers, kind: handler}))
+    await asyncio.wait_for(entered.wait(), 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("dies", ["before", "planned", "done"])
+async def test_a_process_killed_inside_a_step_neither_loses_nor_repeats_it(make_rig: Any, dies: str) -> None:
+    first = await make_rig()
+    first.clock_offset = 0  # type: ignore[attr-defined]
+    w, _, sup = await red_world(first)
+    await die_in_step(first, 300, "esc", dies=dies)
+    # a new process on the same Redis, with its own stand-in provider; the dead one's lease runs out
+    second = await make_rig()
+    second.clock_offset = 300  # type: ignore[attr-defined]
+    await at(second, 300 + LEASE_S - 1, w["id"])
+    # the step fires again only when the lease ends; what the dead process had queued is sent meanwhile
+    assert len(second.fakes["primary"].accepted("Calls")) == (0 if dies == "before" else 3)
+    await at(second, 300 + LEASE_S, w["id"])
+    calls = second.fakes["primary"].accepted_count_by_number("Calls")
+    assert sorted(calls.values()) == [1, 1, 1] and first.fakes["primary"].accepted("Calls") == []
+    await at(second, 600, w["id"])
+    await at(second, 1200, w["id"])
+    await at(second, 5000, w["id"])
+    assert len(sms_to(second, sup.phone)) == 1 and len(sms_to(second, "+8613900000001")) == 1
+    assert len(sms_to(second, "+8613900000002")) == 1
+    assert second.fakes["primary"].accepted_count_by_number("Calls") == calls
+    audit = await (await second.client.get(f"/api/v1/warnings/{w['id']}/audit", headers=auth("viewer"))).json()
+    steps = [(e["detail"]["step_action"], e["detail"]["messages"]) for e in audit["items"] if e["action"] == "escalate"]
+    assert steps == [("call", 3), ("notify_supervisor", 2), ("notify_county_duty", 1)]
+    assert await second.services.redis.zcard("ew:due") == 0 and await second.services.redis.zcard("ew:due:leases") == 0
