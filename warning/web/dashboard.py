@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.logs import redact, register_secret
 from warning.web import delivery_api, followup_api, warnings_api
+from warning.web.bodies import read_form
 from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
 from warning.web.dashboard_session import (
     COOKIE,
@@ -49,6 +51,8 @@ WID = path_param("id", "warning id")
 #: wrong tokens one address may try before sign-in pauses for LOGIN_FAILURE_WINDOW_S
 LOGIN_FAILURES_ALLOWED = 10
 LOGIN_FAILURE_WINDOW_S = 600
+#: a one-time link's `t`: nonce "." signature, both URL-safe base64
+LINK_T = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}")
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
 STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
@@ -166,7 +170,7 @@ async def login_form(request: web.Request) -> web.Response:
                         "403": {"description": "bad CSRF token, or a token that may not use the dashboard"}})
 async def login(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
-    form = await request.post()
+    form = await read_form(request)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not book.csrf_ok(f"login:{nonce}", str(form.get("csrf", ""))):
         return _login_page(request, secrets.token_urlsafe(18), error="表单已过期，请重试 The form expired; try again",
@@ -197,12 +201,17 @@ async def login(request: web.Request) -> web.Response:
 @routes.get("/login/link", summary="One-time sign-in link (single use, short-lived, signed)", roles=None,
             params=[{"name": "t", "in": "query", "required": True, "schema": {"type": "string"},
                      "description": "the link's signed nonce"}],
-            responses={"303": {"description": "signed in"}, "403": {"description": "bad, used or expired link"}})
+            responses={"303": {"description": "signed in"}, "400": {"description": "not a sign-in link's form"},
+                       "403": {"description": "bad, used or expired link"}})
 async def login_link(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
-    nonce, _, signature = request.query.get("t", "").partition(".")
+    t = request.query.get("t", "")
+    if t and not LINK_T.fullmatch(t):
+        return _login_page(request, secrets.token_urlsafe(18), error="链接格式无效 The sign-in link is malformed",
+                           status=400)
+    nonce, _, signature = t.partition(".")
     name = None
-    if nonce and secrets.compare_digest(book.link_signature(nonce), signature):
+    if book.link_ok(nonce, signature):
         name = await request.app[redis_key].getdel(link_key(nonce))
     token = next((t for t in book.tokens if t.name == name), None) if name else None
     if token is None or token.role not in DASHBOARD_ROLES:
@@ -218,7 +227,7 @@ async def login_link(request: web.Request) -> web.Response:
 @signed_in(page=True)
 async def logout(request: web.Request) -> web.Response:
     session, book = request[session_key], request.app[session_book_key]
-    form = await request.post()
+    form = await read_form(request)
     if not book.csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
         raise Forbidden("bad CSRF token", "reload the page and try again")
     remaining = max(1, session.expires - int(request.app[clock_key].now().timestamp()))

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,11 +18,16 @@ from warning.errors import BadRequest, NotFound
 from warning.lifecycle import Actor
 from warning.model import Scope, Status, WarningState
 from warning.record import WarningRecord
+from warning.web.bodies import read_json
 from warning.web.keys import services_key, settings_key
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+from warning.web.routing import READERS, ApiRoutes, int_query, path_param, pattern_query, principal, query_param
 
 routes = ApiRoutes("warnings")
+#: a draft (and any other warning action's body) is at most this much JSON
+MAX_DRAFT_BYTES = 1024 * 1024
+#: a list cursor: the created timestamp of the last warning of the previous page (finite, not negative)
+CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
 WID = path_param("id", "warning id")
 DRAFT_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["event", "level", "headline"],
@@ -44,10 +50,7 @@ def _actor(request: web.Request) -> Actor:
 
 
 async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("invalid JSON", "the body must be a JSON object") from None
+    return await read_json(request, max_bytes=MAX_DRAFT_BYTES)
 
 
 def _dumps(obj: object) -> str:
@@ -62,15 +65,17 @@ async def create_warning(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
-            params=[query_param("state", "only this state"), query_param("limit", "page size (≤ 200)"),
-                    query_param("cursor", "from the previous page's next_cursor")])
+            params=[query_param("state", "only this state"),
+                    query_param("limit", "page size, 1–200 (default 50)",
+                                schema={"type": "integer", "minimum": 1, "maximum": 200}),
+                    query_param("cursor", "from the previous page's next_cursor (a timestamp)",
+                                schema={"type": "string", "pattern": CURSOR.pattern})],
+            responses=error_responses(400))
 async def list_warnings(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        limit = min(200, max(1, int(q.get("limit", "50"))))
-        before = float(q["cursor"]) if q.get("cursor") else None
-    except ValueError:
-        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    limit = int_query(q, "limit", 50, lo=1, hi=200)
+    cursor = pattern_query(q, "cursor", CURSOR, "应为上一页的 next_cursor expected a next_cursor (a timestamp)")
+    before = float(cursor) if cursor is not None else None
     state = q.get("state")
     if state and state not in {s.value for s in WarningState}:
         raise BadRequest("invalid query", f"unknown state {state!r}")
