@@ -27,6 +27,8 @@ MALFORMED = {
     "unknown charset": ("multipart/form-data; boundary=XyZ",
                         (b'--XyZ\r\nContent-Disposition: form-data; name="token"\r\nContent-Type: text/plain; '
                          b"charset=no-such-charset\r\n\r\nabc\r\n--XyZ--\r\n")),
+    "a part header that is no header": ("multipart/form-data; boundary=XyZ",
+                                        b"--XyZ\r\n-4.4e+16--XyZ--\r\n\r\nabc\r\n--XyZ--\r\n"),
     "form in an unknown charset": ("application/x-www-form-urlencoded; charset=no-such-charset", b"token=abc"),
 }
 

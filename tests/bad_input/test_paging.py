@@ -77,3 +77,13 @@ async def test_delivery_pages_hold_at_most_limit_and_visit_each_once(world: Worl
             and (not query.startswith("?state") or d["state"] == "cancelled")]
     paged = await _all_pages(world, f"/api/v1/warnings/{wid}/deliveries{query}", limit)
     assert [d["delivery"] for d in paged] == [d["delivery"] for d in want]
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "1.0", "١", "9" * 5000, "x"])
+async def test_a_bad_cap_version_is_400(world: World, version: str) -> None:
+    wid = await _warning(world, 1)
+    resp = await answered_while_healthy(world.client, "GET", f"/api/v1/warnings/{wid}/cap?version={version}",
+                                        headers=auth("viewer"))
+    assert resp.status == 400, await resp.text()
+    assert set((await resp.json())["detail"]) == {"version"}
+    assert (await world.client.get(f"/api/v1/warnings/{wid}/cap?version=1", headers=auth("viewer"))).status == 200

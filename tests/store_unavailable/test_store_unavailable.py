@@ -97,3 +97,12 @@ async def test_read_only_replica_writes_are_503_and_reads_still_answer(app_clien
     finally:
         await admin_redis.execute_command("REPLICAOF", "NO", "ONE")
     await _writes_work(app_client)
+
+
+async def test_the_document_lists_the_503_on_every_operation(app_client: TestClient[Any, Any]) -> None:
+    spec = await (await app_client.get("/api/v1/openapi.json")).json()
+    operations = [(m, p, op) for p, ops in spec["paths"].items() for m, op in ops.items()]
+    assert len(operations) > 40
+    for method, path, op in operations:
+        assert "503" in op["responses"], (method, path)
+    assert "Retry-After" in spec["paths"]["/api/v1/warnings"]["post"]["responses"]["503"]["headers"]

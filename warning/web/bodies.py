@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
 from warning.errors import ApiError, BadRequest
@@ -62,7 +63,7 @@ async def read_form(request: web.Request) -> MultiDictProxy[Any]:
             if isinstance(part, BodyPartReader) and part.name and part.filename is None:
                 form.add(part.name, await _text(part, limit))
         return MultiDictProxy(form)
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, HttpProcessingError) as exc:  # a part's headers can be malformed too
         raise BadRequest("表单无效 malformed form", str(exc)[:200]) from None
 
 
@@ -89,6 +90,6 @@ async def read_file_part(request: web.Request, field: str, limit: int) -> tuple[
                 if len(data) > limit:  # multipart parts are not held to client_max_size by aiohttp
                     raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
             return bytes(data), part.filename or "", part.headers.get("Content-Type", "")
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, HttpProcessingError) as exc:
         raise BadRequest("multipart 格式错误 malformed multipart body", str(exc)[:200]) from None
     return None

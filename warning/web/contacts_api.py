@@ -28,7 +28,16 @@ from warning.web.bodies import read_file_part, read_json
 from warning.web.keys import clock_key, redis_key, reference_key, registry_key, settings_key
 from warning.web.middlewares import unavailable
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, int_query, path_param, pattern_query, principal, query_param
+from warning.web.routing import (
+    READERS,
+    ApiRoutes,
+    int_query,
+    path_param,
+    pattern_doc,
+    pattern_query,
+    principal,
+    query_param,
+)
 
 logger = logging.getLogger(__name__)
 routes = ApiRoutes("registry")
@@ -107,7 +116,7 @@ def _limit(request: web.Request) -> int:
             params=[*_FILTERS, query_param("limit", f"page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})",
                                            schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                     query_param("cursor", "next_cursor of the previous page (a contact id)",
-                                schema={"type": "string", "pattern": CURSOR.pattern})],
+                                schema={"type": "string", "pattern": pattern_doc(CURSOR)})],
             description="Viewers see phone numbers masked (138****8000).", responses=error_responses(400))
 async def list_contacts(request: web.Request) -> web.Response:
     registry = request.app[registry_key]

@@ -43,6 +43,7 @@ from warning.web.keys import (
     session_book_key,
     session_key,
 )
+from warning.web.openapi import error_responses
 from warning.web.routing import ApiRoutes, Handler, Unauthorized, path_param
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ LOGIN_FAILURE_WINDOW_S = 600
 #: a one-time link's `t`: nonce "." signature, both URL-safe base64
 LINK_T = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}")
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
+#: what the page's data endpoints answer without a session, for a role that may not, or for no such warning
+SESSION_ERRORS = error_responses(401, 403, 404)
 STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
 EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
@@ -199,7 +202,8 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.get("/login/link", summary="One-time sign-in link (single use, short-lived, signed)", roles=None,
-            params=[{"name": "t", "in": "query", "required": True, "schema": {"type": "string"},
+            params=[{"name": "t", "in": "query", "required": True,
+                     "schema": {"type": "string", "pattern": f"^{LINK_T.pattern}$"},
                      "description": "the link's signed nonce"}],
             responses={"303": {"description": "signed in"}, "400": {"description": "not a sign-in link's form"},
                        "403": {"description": "bad, used or expired link"}})
@@ -257,7 +261,8 @@ async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:
 
 
 @routes.get("/dashboard/warnings/{id}", summary="Dashboard: one warning's coverage, unconfirmed people, reports",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION,
+            responses={"303": {"description": "no session: to /login"}, **error_responses(403, 404)})
 @signed_in(page=True)
 async def warning_page(request: web.Request) -> web.Response:
     services = request.app[services_key]
@@ -283,14 +288,14 @@ async def warning_page(request: web.Request) -> web.Response:
 
 # ---- data the page fetches (same origin, session cookie) ----------------------------------
 @routes.get("/dashboard/warnings/{id}/coverage", summary="Coverage document for the page (session cookie)",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=SESSION_ERRORS)
 @signed_in(page=False)
 async def coverage_json(request: web.Request) -> web.Response:
     return web.json_response(await _document(request, request.match_info["id"]), dumps=_dumps)
 
 
 @routes.get("/dashboard/warnings/{id}/events", summary="Live coverage as server-sent events (event: coverage)",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=SESSION_ERRORS)
 @signed_in(page=False)
 async def events(request: web.Request) -> web.StreamResponse:
     warning_id = request.match_info["id"]
@@ -304,7 +309,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             roles=None, params=[WID, path_param("what", "deliveries, unreached or record"),
                                 {"name": "format", "in": "query", "schema": {"type": "string"},
                                  "description": "csv or xlsx (record: csv or json)"}],
-            description=SESSION)
+            description=SESSION, responses={**SESSION_ERRORS, **error_responses(400)})
 @signed_in(page=False)
 async def export(request: web.Request) -> web.StreamResponse:
     what, fmt = request.match_info["what"], request.query.get("format", "csv")

@@ -66,6 +66,25 @@ def _store_reason(exc: BaseException) -> str:
     return "存储暂不可用 the store is unreachable"
 
 
+def _literal_methods(request: web.Request) -> list[str] | None:
+    """The methods of a literal path, when a request for it was routed to a template in its place.
+
+    `GET /api/v1/contacts/import` would otherwise reach `GET /api/v1/contacts/{id}` with id "import": the
+    literal path has its own methods, and any other is a 405 naming them.
+    """
+    resource = request.match_info.route.resource
+    if resource is None or isinstance(resource, web.PlainResource):
+        return None
+    return _plain_methods(request)
+
+
+def _plain_methods(request: web.Request) -> list[str] | None:
+    """Every method registered for exactly this path (a path may be registered more than once), or None."""
+    methods = {route.method for other in request.app.router.resources()
+               if isinstance(other, web.PlainResource) and other.canonical == request.path for route in other}
+    return sorted(methods) or None
+
+
 def _dumps(obj: object) -> str:
     import json
 
@@ -90,6 +109,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map domain errors and aiohttp HTTP errors to JSON; log anything unexpected as a 500."""
     try:
+        shadowed = _literal_methods(request)
+        if shadowed is not None:
+            raise web.HTTPMethodNotAllowed(request.method, shadowed)
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.error, exc.detail)
@@ -105,8 +127,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             limit = request.app[settings_key].server.max_body_bytes
             return json_error(413, _REASONS[413], f"the limit is {limit} bytes")
         response = json_error(exc.status, _REASONS.get(exc.status, exc.reason.lower()))
-        if "Allow" in exc.headers:  # a 405 says which methods the resource has
-            response.headers["Allow"] = exc.headers["Allow"]
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has (a literal path: its own)
+            literal = _plain_methods(request)
+            response.headers["Allow"] = ",".join(literal) if literal else exc.headers["Allow"]
         return response
     except EarlyWarningError as exc:
         logger.exception("unhandled domain error on %s %s", request.method, request.path)

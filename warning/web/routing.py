@@ -129,9 +129,9 @@ def query_param(name: str, description: str, *, schema: Mapping[str, Any] | None
 
 
 def int_query(query: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
-    """A whole-number query parameter within [lo, hi]; 400 naming the parameter otherwise (no sign, no spaces)."""
-    text = query.get(name, "")
-    if text == "":
+    """A whole-number query parameter within [lo, hi] (absent: `default`); 400 naming it otherwise (empty too)."""
+    text = query.get(name)
+    if text is None:
         return default
     if len(text) > 12 or not text.isascii() or not text.isdigit() or not lo <= int(text) <= hi:
         raise BadRequest("查询参数无效 invalid query parameters",
@@ -140,13 +140,19 @@ def int_query(query: Mapping[str, str], name: str, default: int, *, lo: int, hi:
 
 
 def pattern_query(query: Mapping[str, str], name: str, pattern: re.Pattern[str], expected: str) -> str | None:
-    """A query parameter that must match `pattern` whole (None when absent or empty); 400 naming it otherwise."""
+    """A query parameter that must match `pattern` whole (None when absent or empty: a first page's cursor);
+    400 naming it otherwise. The document's pattern for it is `pattern_doc(pattern)`."""
     text = query.get(name, "")
     if text == "":
         return None
     if not pattern.fullmatch(text):
         raise BadRequest("查询参数无效 invalid query parameters", {name: expected})
     return text
+
+
+def pattern_doc(pattern: re.Pattern[str]) -> str:
+    """The OpenAPI `pattern` of a parameter read by pattern_query: the pattern whole, or nothing."""
+    return f"^({pattern.pattern.removeprefix('^').removesuffix('$')})?$"
 
 
 def path_param(name: str, description: str) -> dict[str, Any]:

@@ -21,11 +21,21 @@ from warning.record import WarningRecord
 from warning.web.bodies import read_json
 from warning.web.keys import services_key, settings_key
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, int_query, path_param, pattern_query, principal, query_param
+from warning.web.routing import (
+    READERS,
+    ApiRoutes,
+    int_query,
+    path_param,
+    pattern_doc,
+    pattern_query,
+    principal,
+    query_param,
+)
 
 routes = ApiRoutes("warnings")
 #: a draft (and any other warning action's body) is at most this much JSON
 MAX_DRAFT_BYTES = 1024 * 1024
+MAX_VERSION = 10**6
 #: a list cursor: the created timestamp of the last warning of the previous page (finite, not negative)
 CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
 WID = path_param("id", "warning id")
@@ -69,7 +79,7 @@ async def create_warning(request: web.Request) -> web.Response:
                     query_param("limit", "page size, 1–200 (default 50)",
                                 schema={"type": "integer", "minimum": 1, "maximum": 200}),
                     query_param("cursor", "from the previous page's next_cursor (a timestamp)",
-                                schema={"type": "string", "pattern": CURSOR.pattern})],
+                                schema={"type": "string", "pattern": pattern_doc(CURSOR)})],
             responses=error_responses(400))
 async def list_warnings(request: web.Request) -> web.Response:
     q = request.query
@@ -142,12 +152,10 @@ async def post_cap(request: web.Request) -> web.Response:
 
 
 async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
-    version = request.query.get("version")
+    version = int_query(request.query, "version", 0, lo=1, hi=MAX_VERSION)  # 0: absent, the current one
     content = record.content
     if version:
-        if not version.isdigit():
-            raise BadRequest("invalid query", "version must be a number")
-        found = await request.app[services_key].warnings.version_content(record.id, int(version))
+        found = await request.app[services_key].warnings.version_content(record.id, version)
         if found is None:
             raise NotFound("not found", f"no version {version}")
         content = found
@@ -155,7 +163,9 @@ async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
 
 
 @routes.get("/api/v1/warnings/{id}/cap", summary="The warning as CAP 1.2 XML (?version=n)", roles=READERS,
-            params=[WID, query_param("version", "an earlier version")], responses=error_responses(404))
+            params=[WID, query_param("version", "an earlier version (1, 2, …)",
+                                     schema={"type": "integer", "minimum": 1, "maximum": MAX_VERSION})],
+            responses=error_responses(400, 404))
 async def get_cap(request: web.Request) -> web.Response:
     record = await request.app[services_key].lifecycle.get(request.match_info["id"])
     return web.Response(body=await _cap_of(request, record), content_type="application/cap+xml", charset="utf-8")
