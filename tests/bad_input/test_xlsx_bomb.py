@@ -108,3 +108,11 @@ def test_the_limit_counts_every_part_and_a_normal_workbook_passes() -> None:
     with pytest.raises(FileProblem, match="unpacks to more than"):
         check_unpacked_size(io.BytesIO(book), unpacked - 1)
     assert unpacked < MAX_XLSX_UNPACKED_BYTES
+
+
+async def test_a_duty_roster_bomb_is_a_400_too(world: World, bomb: bytes) -> None:
+    resp = await answered_while_healthy(world.client, "POST", "/api/v1/duty", data=io.BytesIO(bomb),
+                                        headers={**auth("issuer"), "Content-Type": "application/vnd.openxmlformats-"
+                                                 "officedocument.spreadsheetml.sheet"})
+    assert resp.status == 400
+    assert "unpacks to more than" in (await resp.json())["detail"]
