@@ -12,6 +12,7 @@ from contacts.model import DEFAULT_CHANNELS, DEVICE_KINDS, SITE_KINDS, Contact, 
 from contacts.phone import InvalidPhoneNumber, normalize_e164
 from contacts.reference import Reference, UnknownRole
 from contacts.regions import InvalidRegionCode, normalize_code
+from contacts.safe_text import unsafe_reason
 
 _SPLIT = re.compile(r"[,，;；、|/\s]+")
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -142,6 +143,8 @@ def _name(raw: Mapping[str, Any], errors: dict[str, str]) -> str:
         errors["name"] = "姓名为空 missing name"
     elif len(name) > MAX_NAME_CHARS:
         errors["name"] = f"名称过长 name longer than {MAX_NAME_CHARS} characters"
+    elif (reason := unsafe_reason(name)) is not None:
+        errors["name"] = reason
     return name
 
 

@@ -3,6 +3,10 @@
 Two streaming passes over the file. The first checks every row and notes each valid phone with its
 row (for the in-file duplicate check and for supervisors named later in the file); the second writes
 the valid rows in pipelined batches. Nothing but the phone map is held for the whole file.
+
+When the store fails midway (gone, out of memory, read-only), the import stops there and its report says
+which rows were written, which were not, and which were in flight when the connection broke (written or
+not: importing the same file again settles them, rows are matched by phone).
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
+from redis.exceptions import RedisError
+
 from contacts.fields import FieldErrors, parse_contact
 from contacts.model import Contact
 from contacts.phone import InvalidPhoneNumber, mask_phone, normalize_e164
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
-from contacts.tabular import IGNORED, iter_rows, map_header
+from contacts.tabular import IGNORED, MAX_XLSX_UNPACKED_BYTES, iter_rows, map_header
 
 #: progress(phase, rows done, rows in all or None while still counting); phase is "check" or "write"
 Progress = Callable[[str, int, int | None], None]
@@ -48,16 +54,45 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    #: why the store stopped the import midway; None when it ran to the end
+    interrupted: str | None = None
+    #: rows written (valid rows only), rows not written, rows whose write is unknown (the connection broke)
+    written: list[int] = field(default_factory=list)
+    not_written: list[int] = field(default_factory=list)
+    unconfirmed: list[int] = field(default_factory=list)
+    #: written rows whose supervisor, named later in the file, could not be linked before the store failed
+    supervisor_not_linked: list[int] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return self.accepted + self.updated + len(self.rejected)
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form of DESIGN §4, plus `unchanged` and `warnings`."""
-        return {"accepted": self.accepted, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": [{"row": p.row, "error": p.message} for p in sorted(self.rejected, key=_row)],
-                "warnings": [{"row": p.row, "warning": p.message} for p in sorted(self.warnings, key=_row)]}
+        """The JSON form of DESIGN §4, plus `unchanged` and `warnings`; after a store failure, what was written."""
+        out: dict[str, Any] = {
+            "accepted": self.accepted, "updated": self.updated, "unchanged": self.unchanged,
+            "rejected": [{"row": p.row, "error": p.message} for p in sorted(self.rejected, key=_row)],
+            "warnings": [{"row": p.row, "warning": p.message} for p in sorted(self.warnings, key=_row)]}
+        if self.interrupted is not None:
+            out.update(interrupted=self.interrupted, written=row_ranges(self.written),
+                       not_written=row_ranges(self.not_written), unconfirmed=row_ranges(self.unconfirmed),
+                       supervisor_not_linked=row_ranges(self.supervisor_not_linked))
+        return out
+
+
+def row_ranges(rows: list[int]) -> list[list[int]]:
+    """Row numbers as inclusive [first, last] runs: [2, 3, 4, 9] → [[2, 4], [9, 9]]."""
+    runs: list[list[int]] = []
+    for r in sorted(rows):
+        if runs and r == runs[-1][1] + 1:
+            runs[-1][1] = r
+        else:
+            runs.append([r, r])
+    return runs
+
+
+class _StoreFailed(Exception):
+    """The store refused or lost a batch; the writer has recorded what it knows."""
 
 
 def _row(p: RowProblem) -> int:
@@ -78,8 +113,8 @@ class _Checked:
     rows: int = 0
 
 
-def _records(stream: IO[bytes], fmt: str) -> Generator[tuple[int, list[str]]]:
-    rows = iter_rows(stream, fmt)
+def _records(stream: IO[bytes], fmt: str, max_unpacked_bytes: int | None) -> Generator[tuple[int, list[str]]]:
+    rows = iter_rows(stream, fmt, max_unpacked_bytes)
     try:
         yield from enumerate(rows, start=1)
     finally:
@@ -92,8 +127,9 @@ def _record(cells: list[str], columns: dict[str, int]) -> dict[str, str]:
             for f, i in columns.items() if f not in IGNORED}
 
 
-def _check(stream: IO[bytes], fmt: str, ref: Reference, progress: Progress | None) -> _Checked:
-    with closing(_records(stream, fmt)) as rows:
+def _check(stream: IO[bytes], fmt: str, ref: Reference, progress: Progress | None,
+           max_unpacked_bytes: int) -> _Checked:
+    with closing(_records(stream, fmt, max_unpacked_bytes)) as rows:
         return _check_rows(rows, ref, progress)
 
 
@@ -174,11 +210,11 @@ class _Writer:
                  known: dict[str, str], has_supervisor_column: bool) -> None:
         self.registry, self.report, self.now, self.known = registry, report, now, known
         self.has_supervisor_column = has_supervisor_column
-        self.batch: list[tuple[Contact, str]] = []  # contact, supervisor e164 ("" none)
-        self.deferred: list[tuple[str, str, bool]] = []  # contact id, supervisor e164, was unchanged
+        self.batch: list[tuple[int, Contact, str]] = []  # row, contact, supervisor e164 ("" none)
+        self.deferred: list[tuple[int, str, str, bool]] = []  # row, contact id, supervisor e164, was unchanged
 
-    async def add(self, contact: Contact, sup: str, batch_rows: int) -> None:
-        self.batch.append((contact, sup))
+    async def add(self, row: int, contact: Contact, sup: str, batch_rows: int) -> None:
+        self.batch.append((row, contact, sup))
         if len(self.batch) >= batch_rows:
             await self.flush()
 
@@ -186,44 +222,77 @@ class _Writer:
         if not self.batch:
             return
         contacts, keep = [], []
-        for contact, sup in self.batch:
+        for _, contact, sup in self.batch:
             sup_id = self.known.get(sup, "") if sup else ""
             contacts.append(contact.with_changes(supervisor=sup_id or None))
             # no column: leave what is stored; a supervisor new in this file: linked after the pass
             keep.append(not self.has_supervisor_column or bool(sup and not sup_id))
-        results = await self.registry.upsert_contacts(contacts, self.now, keep)
-        for (_, sup), result in zip(self.batch, results, strict=True):
+        batch, self.batch = self.batch, []
+        try:
+            results = await self.registry.try_upsert_contacts(contacts, self.now, keep)
+        except RedisError as exc:
+            self.report.unconfirmed += [row for row, _, _ in batch]
+            raise _StoreFailed(_reason(exc)) from exc
+        failure: Exception | None = None
+        for (row, _, sup), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                self.report.not_written.append(row)
+                failure = failure or result
+                continue
+            self.report.written.append(row)
             if result.status == "created":
                 self.report.accepted += 1
             else:
                 self.report.updated += 1
                 self.report.unchanged += result.status == "unchanged"
             if sup and sup not in self.known:
-                self.deferred.append((result.id, sup, result.status == "unchanged"))
-        self.batch = []
+                self.deferred.append((row, result.id, sup, result.status == "unchanged"))
+        if failure is not None:
+            raise _StoreFailed(_reason(failure)) from failure
 
     async def link_supervisors(self) -> None:
         for i in range(0, len(self.deferred), 1000):
             chunk = self.deferred[i:i + 1000]
-            ids = await self.registry.ids_by_phones([sup for _, sup, _ in chunk])
-            links = [(cid, sup_id or "") for (cid, _, _), sup_id in zip(chunk, ids, strict=True)]
-            outcomes = await self.registry.set_supervisors(links, self.now)
-            self.report.unchanged -= sum(1 for (_, _, was), o in zip(chunk, outcomes, strict=True) if was and o == 1)
+            try:
+                ids = await self.registry.ids_by_phones([sup for _, _, sup, _ in chunk])
+                links = [(cid, sup_id or "") for (_, cid, _, _), sup_id in zip(chunk, ids, strict=True)]
+                outcomes = await self.registry.set_supervisors(links, self.now)
+            except RedisError as exc:
+                self.report.supervisor_not_linked += [row for row, _, _, _ in self.deferred[i:]]
+                raise _StoreFailed(_reason(exc)) from exc
+            self.report.unchanged -= sum(1 for (_, _, _, was), o in zip(chunk, outcomes, strict=True)
+                                         if was and o == 1)
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 async def import_contacts(stream: IO[bytes], fmt: str, registry: RedisRegistry, ref: Reference, *,
-                          now: datetime, batch_rows: int = 1000, progress: Progress | None = None) -> ImportReport:
+                          now: datetime, batch_rows: int = 1000, progress: Progress | None = None,
+                          max_unpacked_bytes: int = MAX_XLSX_UNPACKED_BYTES) -> ImportReport:
     """Import a seekable CSV/XLSX stream; raises FileProblem when the file as a whole is unusable."""
-    checked = await asyncio.to_thread(_check, stream, fmt, ref, progress)
+    checked = await asyncio.to_thread(_check, stream, fmt, ref, progress, max_unpacked_bytes)
     known = await _resolve_supervisors(checked, registry)
     report = ImportReport(rejected=[RowProblem(r, m) for r, m in checked.rejected.items()],
                           warnings=checked.warnings)
     writer = _Writer(registry, report, now, known, "supervisor_phone" in checked.columns)
-    with closing(_records(stream, fmt)) as rows:
-        next(rows, None)
-        await _write_rows(rows, writer, checked, ref, batch_rows, progress)
-    await writer.flush()
-    await writer.link_supervisors()
+    try:
+        with closing(_records(stream, fmt, None)) as rows:  # the same stream, checked in the first pass
+            next(rows, None)
+            await _write_rows(rows, writer, checked, ref, batch_rows, progress)
+        await writer.flush()
+    except _StoreFailed as exc:
+        report.interrupted = str(exc)
+        done = {*report.written, *report.not_written, *report.unconfirmed}
+        report.not_written += [row for row in checked.phones if row not in done]
+        report.supervisor_not_linked = [row for row, _, _, _ in writer.deferred]
+        return report
+    try:
+        await writer.link_supervisors()
+    except _StoreFailed as exc:
+        report.interrupted = str(exc)
+        return report
     if progress:
         progress("write", len(checked.phones), len(checked.phones))
     return report
@@ -237,7 +306,7 @@ async def _write_rows(rows: Iterator[tuple[int, list[str]]], writer: _Writer, ch
         if phone is None:
             continue  # blank or refused
         contact, _ = parse_contact(_record(cells, checked.columns), ref, phone=phone)
-        await writer.add(contact, checked.supervisor_of.get(number, ""), batch_rows)
+        await writer.add(number, contact, checked.supervisor_of.get(number, ""), batch_rows)
         done += 1
         if progress and done % batch_rows == 0:
             progress("write", done, len(checked.phones))

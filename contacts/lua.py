@@ -126,6 +126,37 @@ return changed
 """
 
 
+# Contact ids in lexical order after a start, kept when they are in every set given and (optionally) not in one,
+# read only: listing never needs a scratch key, so it works on a replica and on a Redis out of memory.
+# ARGV: 1 id zset, 2 start ("-" or "(" .. id), 3 how many to find, 4 how many ids to look at at most,
+#       5 a set the ids must not be in ("" none), 6.. sets the ids must be in.
+# Returns {status, last id looked at, found ids...}: status "end" when the id set is exhausted, else "more"
+# (found enough, or looked at the most it may: the caller goes on from the last id looked at).
+WALK = """
+local ids, start, want, budget, notin = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local found, seen, last = {}, 0, ''
+while seen < budget do
+  local chunk = redis.call('ZRANGEBYLEX', ids, start, '+', 'LIMIT', 0, math.min(500, budget - seen))
+  if #chunk == 0 then return {'end', last, unpack(found)} end
+  for _, id in ipairs(chunk) do
+    seen = seen + 1
+    last = id
+    local keep = notin == '' or redis.call('SISMEMBER', notin, id) == 0
+    for i = 6, #ARGV do
+      if not keep then break end
+      keep = redis.call('SISMEMBER', ARGV[i], id) == 1
+    end
+    if keep then
+      found[#found + 1] = id
+      if #found >= want then return {'more', last, unpack(found)} end
+    end
+  end
+  start = '(' .. last
+end
+return {'more', last, unpack(found)}
+"""
+
+
 # Many contact hashes in one call, as one JSON document: ARGV[1] the key prefix, then ids.
 # Packing thousands of HGETALL commands and parsing their replies costs the client far more than
 # Redis; one script call answering one string does not. (Reads keys built from ARGV: on a Redis

@@ -31,6 +31,8 @@ from contacts.model import (
 from contacts.regions import query_prefix
 
 _METRES_PER_DEG_LAT = 111_195.0
+#: ids one listing call looks at, at most: a filter few contacts match takes several short calls, never one long
+WALK_BUDGET = 5000
 
 
 class RecordConflict(ValueError):
@@ -89,6 +91,7 @@ class RedisRegistry:
         self._set_fields = redis.register_script(lua.SET_FIELDS)
         self._get_many = redis.register_script(lua.GET_MANY)
         self._routes = redis.register_script(lua.ROUTES)
+        self._walk = redis.register_script(lua.WALK)
 
     # -- contacts: writes ----------------------------------------------------------------------
 
@@ -105,14 +108,27 @@ class RedisRegistry:
                               keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult]:
         """Write contacts by phone in one pipeline: the phone's owner is updated, else one is created.
 
-        `keep_supervisor[i]` leaves contact i's stored supervisor as it is.
+        `keep_supervisor[i]` leaves contact i's stored supervisor as it is. The first refused write is raised.
+        """
+        results = await self.try_upsert_contacts(contacts, now, keep_supervisor)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return [r for r in results if isinstance(r, WriteResult)]
+
+    async def try_upsert_contacts(self, contacts: Sequence[Contact], now: datetime,
+                                  keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult | Exception]:
+        """As upsert_contacts, with the store's refusal of each write in its place (each write is atomic).
+
+        A Redis out of memory or read-only refuses some writes and takes the others; a lost connection
+        raises, and then which of the batch were written is unknown.
         """
         keep = keep_supervisor or [False] * len(contacts)
         async with self.redis.pipeline(transaction=False) as pipe:
             for c, kept in zip(contacts, keep, strict=True):
                 await self._upsert(args=self._contact_args(c, "upsert", now, kept), client=pipe)
-            replies = await pipe.execute()
-        return [WriteResult(str(r[0]), str(r[1])) for r in replies]
+            replies = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, Exception) else WriteResult(str(r[0]), str(r[1])) for r in replies]
 
     async def create_contact(self, c: Contact, now: datetime) -> Contact:
         """Add a new contact; RecordConflict when its phone is registered already."""
@@ -271,24 +287,25 @@ class RedisRegistry:
 
     async def page(self, cursor: str | None, limit: int,
                    filters: ContactFilter | None = None) -> tuple[list[Contact], str | None]:
-        """Contacts in id order after `cursor`, at most `limit`, and the cursor of the next page."""
+        """Contacts in id order after `cursor`, at most `limit`, and the cursor of the next page.
+
+        Reads only (no scratch key): it answers on a read-only replica and on a Redis out of memory.
+        """
         f = filters or ContactFilter()
-        sets = [key for key, on in ((k.contact_region_key(query_prefix(f.region)) if f.region else "", f.region),
-                                    (k.contact_role_key(f.role or ""), f.role),
-                                    (k.contact_channel_key(f.channel or ""), f.channel),
-                                    (k.CONTACT_ACTIVE, f.active is True)) if on]
+        sets = _page_sets(f)
         start = f"({cursor}" if cursor else "-"
         if not sets and f.active is not False:
             ids = await self.redis.zrangebylex(k.CONTACT_IDS, start, "+", start=0, num=limit + 1)
         else:
-            tmp = k.tmp_key(secrets.token_hex(8))
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zinterstore(tmp, {k.CONTACT_IDS: 0, **{s: 0 for s in sets}})
-                if f.active is False:
-                    pipe.zdiffstore(tmp, [tmp, k.CONTACT_ACTIVE])
-                pipe.zrangebylex(tmp, start, "+", start=0, num=limit + 1)
-                pipe.delete(tmp)
-                ids = (await pipe.execute())[-2]
+            ids = []
+            exclude = k.CONTACT_ACTIVE if f.active is False else ""
+            while len(ids) <= limit:  # each call looks at WALK_BUDGET ids at most and says where it stopped
+                status, last, *found = await self._walk(args=[k.CONTACT_IDS, start, limit + 1 - len(ids),
+                                                              WALK_BUDGET, exclude, *sets])
+                ids += found
+                if status == "end" or not last:
+                    break
+                start = f"({last}"
         more = len(ids) > limit
         ids = ids[:limit]
         return await self.get_many(ids), (ids[-1] if more and ids else None)
@@ -385,3 +402,16 @@ class RedisRegistry:
     async def all_sites(self) -> list[HazardSite]:
         ids = await self.redis.zrange(k.SITE_IDS, 0, -1)
         return [site_from_hash(i, h) for i, h in await self._hashes(ids, k.site_key)]
+
+
+def _page_sets(f: ContactFilter) -> list[str]:
+    """The index sets a listed contact must be in: region-prefix × role of the active ones when that is asked."""
+    if f.region and f.role and f.active is True:
+        sets = [k.contact_active_role_key(query_prefix(f.region), f.role)]
+    else:
+        sets = [key for key, on in ((k.contact_region_key(query_prefix(f.region)) if f.region else "", f.region),
+                                    (k.contact_role_key(f.role or ""), f.role),
+                                    (k.CONTACT_ACTIVE, f.active is True)) if on]
+    if f.channel:
+        sets.append(k.contact_channel_key(f.channel))
+    return sets

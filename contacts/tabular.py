@@ -8,6 +8,7 @@ import io
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Generator, Sequence
 from datetime import date, datetime
 from typing import IO, Any
@@ -35,6 +36,9 @@ TITLE_ZH = {"id": "编号", "name": "姓名", "phone": "手机号码", "role": "
 REQUIRED = ("name", "phone", "role", "region")
 IGNORED = ("id", "region_name")
 _CHUNK = 1 << 20
+#: an XLSX workbook whose parts unpack to more than this is refused before openpyxl reads it (a 300 KB
+#: file can unpack to 300 MB; openpyxl holds the shared strings in memory). 100,000 contacts take ~60 MB.
+MAX_XLSX_UNPACKED_BYTES = 128 * 1024 * 1024
 
 
 class FileProblem(ValueError):
@@ -139,11 +143,44 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def iter_xlsx(stream: IO[bytes]) -> Generator[list[str]]:
-    """Rows of the first sheet of an XLSX workbook, streamed (read-only mode), the header first."""
+def check_unpacked_size(stream: IO[bytes], limit: int) -> None:
+    """FileProblem when the workbook's parts unpack to more than `limit` bytes.
+
+    The sizes the zip declares come first (cheap); then every part is unpacked and counted as it is read,
+    in chunks, since a forged header can declare less than the part holds.
+    """
+    too_big = (f"文件解压后过大 the workbook unpacks to more than {limit // (1024 * 1024)} MiB; "
+               "split it or save it as CSV")
+    stream.seek(0)
+    try:
+        with zipfile.ZipFile(stream) as book:
+            if sum(info.file_size for info in book.infolist()) > limit:
+                raise FileProblem(too_big)
+            total = 0
+            for info in book.infolist():
+                with book.open(info) as part:
+                    while chunk := part.read(_CHUNK):
+                        total += len(chunk)
+                        if total > limit:
+                            raise FileProblem(too_big)
+    except FileProblem:
+        raise
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise FileProblem(f"不是有效的 .xlsx 文件 not a valid .xlsx file ({type(exc).__name__})") from None
+    finally:
+        stream.seek(0)
+
+
+def iter_xlsx(stream: IO[bytes], max_unpacked_bytes: int | None = MAX_XLSX_UNPACKED_BYTES) -> Generator[list[str]]:
+    """Rows of the first sheet of an XLSX workbook, streamed (read-only mode), the header first.
+
+    `max_unpacked_bytes=None` skips the size check (for a second pass over a stream already checked).
+    """
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    if max_unpacked_bytes is not None:
+        check_unpacked_size(stream, max_unpacked_bytes)
     stream.seek(0)
     try:
         with warnings.catch_warnings():
@@ -161,6 +198,7 @@ def iter_xlsx(stream: IO[bytes]) -> Generator[list[str]]:
             stream.seek(0)
 
 
-def iter_rows(stream: IO[bytes], fmt: str) -> Generator[list[str]]:
-    """Rows of a CSV or XLSX file."""
-    return iter_xlsx(stream) if fmt == "xlsx" else iter_csv(stream)
+def iter_rows(stream: IO[bytes], fmt: str,
+              max_unpacked_bytes: int | None = MAX_XLSX_UNPACKED_BYTES) -> Generator[list[str]]:
+    """Rows of a CSV or XLSX file (an XLSX unpacking to more than `max_unpacked_bytes` is refused)."""
+    return iter_xlsx(stream, max_unpacked_bytes) if fmt == "xlsx" else iter_csv(stream)

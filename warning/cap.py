@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from contacts.safe_text import unsafe_reason
 from warning.errors import CapParseError
 from warning.model import (
     CATEGORIES,
@@ -51,6 +52,15 @@ from warning.reference import EventType, default_event_types, match_event_type
 
 CAP_NAMESPACES = {"urn:oasis:names:tc:emergency:cap:1.2": "1.2", "urn:oasis:names:tc:emergency:cap:1.1": "1.1"}
 DEFAULT_MAX_BYTES = 1024 * 1024
+#: at most this many <area> blocks in one <info>, and points in one <polygon> (drafts obey the same)
+MAX_AREAS = 100
+MAX_POLYGON_POINTS = 10_000
+#: CAP times outside this span are refused: nothing real is sent before, or expires after, it
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)
+#: text elements shown to people: one line each, except those that may hold line breaks
+SHOWN_LINES = ("event", "headline", "senderName", "areaDesc")
+SHOWN_TEXTS = ("description", "instruction")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 _ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.-]+)[\"']")
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -94,6 +104,11 @@ def _load(data: bytes) -> Element:
         raise CapParseError([("alert", reason)]) from None
     except ParseError as exc:
         raise CapParseError([("alert", f"XML 格式错误 not well-formed XML: {exc}")]) from None
+    except (LookupError, ValueError) as exc:  # an encoding expat cannot read: unknown, multi-byte, not text
+        declared = _ENCODING.match(data[:200])
+        name = declared.group(1).decode() if declared else "?"
+        reason = f"不支持的字符编码 unsupported encoding {name!r} ({exc}); use UTF-8 or GB18030"
+        raise CapParseError([("alert", reason)]) from None
     return root
 
 
@@ -132,6 +147,10 @@ class _Reader:
             if required:
                 self.bad(f"{path}/{name}", "缺少必填元素 required element missing or empty")
             return None
+        if name in SHOWN_LINES or name in SHOWN_TEXTS:
+            reason = unsafe_reason(value, multiline=name in SHOWN_TEXTS)
+            if reason is not None:
+                self.bad(f"{path}/{name}", reason)
         return value
 
     def texts(self, el: Element, name: str) -> tuple[str, ...]:
@@ -160,10 +179,14 @@ class _Reader:
             self.bad(path, f"时间缺少时区 time has no zone: {value!r} (e.g. 2024-07-01T08:00:00+08:00)")
             return None
         try:
-            return datetime.fromisoformat(value)
+            when = datetime.fromisoformat(value)
         except ValueError:
             self.bad(path, f"日期不存在 no such date or time: {value!r}")
             return None
+        if not EARLIEST_TIME <= when <= LATEST_TIME:
+            self.bad(path, f"时间超出范围 time out of range: {value!r} (1970–2099)")
+            return None
+        return when
 
     def ident(self, el: Element, name: str, path: str) -> str:
         value = self.text(el, name, path, required=True) or ""
@@ -233,8 +256,15 @@ class _Reader:
             instruction=self.text(el, "instruction", p), web=self.text(el, "web", p),
             contact=self.text(el, "contact", p), parameters=self.pairs(el, "parameter", p),
             resources=tuple(self.resource(e, f"{p}/resource[{i}]") for i, e in enumerate(self.all(el, "resource"), 1)),
-            areas=tuple(self.area(e, f"{p}/area[{i}]") for i, e in enumerate(self.all(el, "area"), 1)),
+            areas=self.areas(el, p),
         )
+
+    def areas(self, el: Element, p: str) -> tuple[Area, ...]:
+        found = self.all(el, "area")
+        if len(found) > MAX_AREAS:
+            self.bad(f"{p}/area", f"区域过多 at most {MAX_AREAS} areas in one info, this one has {len(found)}")
+            return ()
+        return tuple(self.area(e, f"{p}/area[{i}]") for i, e in enumerate(found, 1))
 
     def pairs(self, el: Element, name: str, p: str) -> tuple[tuple[str, str], ...]:
         out = []
@@ -299,6 +329,9 @@ class _Reader:
 
     def polygon(self, text: str, path: str) -> tuple[Point, ...] | None:
         raw = text.split()
+        if len(raw) > MAX_POLYGON_POINTS:
+            self.bad(path, f"多边形点数过多 a polygon has at most {MAX_POLYGON_POINTS} points, this one {len(raw)}")
+            return None
         points = [self.point(pair, path, n) for n, pair in enumerate(raw, 1)]
         if any(pt is None for pt in points):
             return None

@@ -10,7 +10,7 @@ from typing import IO, TextIO
 
 import redis.asyncio as aioredis
 
-from contacts.importer import ImportReport, import_contacts
+from contacts.importer import ImportReport, import_contacts, row_ranges
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
 from contacts.tabular import FileProblem, sniff_format
@@ -18,8 +18,9 @@ from warning.cli import add_config_arg, command_store, settings_from_args
 from warning.clock import SystemClock
 from warning.settings import Settings
 
-#: exit statuses: every row imported / some rows refused / the file or the configuration unusable
-EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
+#: exit statuses: every row imported / some rows refused / the file or the configuration unusable /
+#: the store failed midway (the report says which rows were written)
+EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3
 LINE_EVERY_ROWS = 10_000
 BAR_WIDTH = 30
 
@@ -59,6 +60,21 @@ def print_report(report: ImportReport, out: TextIO) -> None:
             continue
         out.write(f"\n{title}\n{'行 row':>8}  原因 reason\n")
         out.writelines(f"{p.row:>8}  {p.message}\n" for p in sorted(problems, key=lambda p: p.row))
+    if report.interrupted is not None:
+        print_interruption(report, out)
+
+
+def print_interruption(report: ImportReport, out: TextIO) -> None:
+    """Which rows a store failure left written, not written, or unknown; and what to do."""
+    out.write(f"\n导入中途失败，存储不可用 import stopped midway, the store failed: {report.interrupted}\n")
+    for title, rows in (("已写入的行 rows written", report.written), ("未写入的行 rows not written", report.not_written),
+                        ("不确定是否写入的行 rows perhaps written (the connection broke)", report.unconfirmed),
+                        ("上级未关联的行 rows written without their supervisor", report.supervisor_not_linked)):
+        if rows:
+            runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in row_ranges(rows))
+            out.write(f"{title} ({len(rows)}): {runs}\n")
+    out.write("存储恢复后重新导入同一文件（按手机号匹配，不会重复） Import the same file again once the store is back: "
+              "rows are matched by phone, none is doubled.\n")
 
 
 async def _import(url: str, settings: Settings, stream: IO[bytes], fmt: str, ref: Reference,
@@ -89,6 +105,8 @@ def run_import(args: argparse.Namespace) -> int:
             print(f"文件无法导入 file cannot be imported: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
     print_report(report, sys.stdout)
+    if report.interrupted is not None:
+        return EXIT_INTERRUPTED
     return EXIT_REJECTED if report.rejected else EXIT_OK
 
 
@@ -98,7 +116,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands = contacts.add_subparsers(dest="contacts_command", required=True)
     p = commands.add_parser("import", help="import contacts from a CSV or XLSX file (upsert by phone)",
                             description="Exit status: 0 every row imported, 1 some rows refused (listed), "
-                                        "2 the file or the configuration cannot be used.")
+                                        "2 the file or the configuration cannot be used, 3 the store failed "
+                                        "midway (the rows written and not written are listed).")
     p.add_argument("file", metavar="FILE", help="CSV (UTF-8 or GB18030) or XLSX, header in row 1")
     add_config_arg(p)
     p.set_defaults(func=run_import)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from contacts.safe_text import unsafe_reason
+from warning.cap import LATEST_TIME, MAX_AREAS, MAX_POLYGON_POINTS
 from warning.errors import BadRequest
 from warning.model import Area, Circle, EarlyWarning, Info, Level, MsgType, Reference, Scope, Status
 from warning.reference import EventType
@@ -15,6 +17,8 @@ from warning.reference import EventType
 CN_TZ = timezone(timedelta(hours=8))
 _REGION = re.compile(r"^\d{6}(\d{3}){0,2}$")
 MAX_TEXT = {"headline": 200, "description": 2000, "instruction": 1000}
+#: fields that may hold line breaks; the headline is one line
+MULTILINE = ("description", "instruction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
         return ""
     if len(value) > MAX_TEXT.get(name, 2000):
         problems.append({"field": name, "error": f"过长 longer than {MAX_TEXT.get(name, 2000)} characters"})
+    elif (reason := unsafe_reason(value.strip(), multiline=name in MULTILINE)) is not None:
+        problems.append({"field": name, "error": reason})
     return value.strip()
 
 
@@ -84,6 +90,10 @@ def _points(raw: Any, problems: list[dict[str, str]]) -> tuple[tuple[float, floa
         return None
     if not isinstance(raw, list) or len(raw) < 3:
         problems.append({"field": "polygon", "error": "多边形至少3个点 a polygon needs at least 3 [lat, lon] points"})
+        return None
+    if len(raw) > MAX_POLYGON_POINTS:
+        problems.append({"field": "polygon", "error": f"多边形点数过多 a polygon has at most {MAX_POLYGON_POINTS} "
+                                                      f"points, this one {len(raw)}"})
         return None
     points = []
     for i, p in enumerate(raw):
@@ -125,6 +135,25 @@ def _strings(body: Mapping[str, Any], name: str, problems: list[dict[str, str]])
     return tuple(dict.fromkeys(v.strip() for v in raw))
 
 
+def _expires(raw: Any, now: datetime, problems: list[dict[str, str]]) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        expires = datetime.fromisoformat(str(raw))
+    except ValueError:
+        problems.append({"field": "expires", "error": "应为 ISO 8601 时间 expected an ISO 8601 time"})
+        return None
+    if expires.tzinfo is None:
+        problems.append({"field": "expires", "error": "需要时区 needs a time zone, e.g. +08:00"})
+    elif expires <= now:
+        problems.append({"field": "expires", "error": "已过期 is in the past"})
+    elif expires > LATEST_TIME:
+        problems.append({"field": "expires", "error": f"时间超出范围 later than {LATEST_TIME.isoformat()}"})
+    else:
+        return expires
+    return None
+
+
 def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mapping[str, Any], now: datetime
                 ) -> Draft:
     """Check every field; all problems are reported at once (400 with a list)."""
@@ -137,7 +166,9 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     description = _text(body, "description", problems, required=False)
     instruction = _text(body, "instruction", problems, required=False)
     areas = _strings(body, "areas", problems) or ()
-    for code in areas:
+    if len(areas) > MAX_AREAS:
+        problems.append({"field": "areas", "error": f"区域过多 at most {MAX_AREAS} areas, {len(areas)} given"})
+    for code in areas[:MAX_AREAS]:
         if not _REGION.match(code):
             problems.append({"field": "areas", "error": f"行政区划代码应为6、9或12位数字 bad region code {code!r}"})
     polygon = _points(body.get("polygon"), problems)
@@ -153,16 +184,7 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     status = Status(status_raw) if status_raw in ("Actual", "Exercise", "Test") else None
     if status is None:
         problems.append({"field": "status", "error": "应为 Actual、Exercise 或 Test"})
-    expires = None
-    if body.get("expires") is not None:
-        try:
-            expires = datetime.fromisoformat(str(body["expires"]))
-            if expires.tzinfo is None:
-                problems.append({"field": "expires", "error": "需要时区 needs a time zone, e.g. +08:00"})
-            elif expires <= now:
-                problems.append({"field": "expires", "error": "已过期 is in the past"})
-        except ValueError:
-            problems.append({"field": "expires", "error": "应为 ISO 8601 时间 expected an ISO 8601 time"})
+    expires = _expires(body.get("expires"), now, problems)
     if problems or et is None or level is None or status is None:
         raise BadRequest("invalid warning", problems)
     return Draft(et, level, headline, description, instruction, areas, polygon, circle, role_list, sites, status,

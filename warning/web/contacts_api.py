@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from contacts.demo import seed_demo
 from contacts.directory import ContactFilter
@@ -23,14 +24,27 @@ from contacts.store import RecordConflict, RedisRegistry
 from contacts.tabular import FileProblem, sniff_format
 from warning.errors import BadRequest, ConfigError, Conflict, NotFound
 from warning.settings import Settings
+from warning.web.bodies import read_file_part, read_json
 from warning.web.keys import clock_key, redis_key, reference_key, registry_key, settings_key
+from warning.web.middlewares import unavailable
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+from warning.web.routing import (
+    READERS,
+    ApiRoutes,
+    int_query,
+    path_param,
+    pattern_doc,
+    pattern_query,
+    principal,
+    query_param,
+)
 
 logger = logging.getLogger(__name__)
 routes = ApiRoutes("registry")
 ADMIN = ("admin",)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+#: a contacts cursor is the id of the last contact of the previous page
+CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTACT_FIELDS = {"name", "phone", "role", "region", "location", "channels", "lang", "supervisor", "active"}
 _FILTERS = [query_param("region", "region code prefix (2, 4, 6, 9 or 12 digits)"),
             query_param("role", "role key or label"), query_param("channel", "sms or voice"),
@@ -57,10 +71,7 @@ def _contact_out(request: web.Request, c: Any) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("请求体不是有效的 JSON body is not valid JSON") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("请求体须为 JSON 对象 body must be a JSON object")
     unknown = sorted(set(body) - allowed)
@@ -96,21 +107,21 @@ def _filters(request: web.Request) -> ContactFilter:
 
 
 def _limit(request: web.Request) -> int:
-    text = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest("查询参数无效 invalid query parameters", {"limit": f"1–{MAX_LIMIT}"})
-    return int(text)
+    return int_query(request.query, "limit", DEFAULT_LIMIT, lo=1, hi=MAX_LIMIT)
 
 
 # -- contacts ------------------------------------------------------------------------------------
 
 @routes.get("/api/v1/contacts", summary="List contacts, filtered, a page at a time", roles=READERS,
-            params=[*_FILTERS, query_param("limit", f"page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})"),
-                    query_param("cursor", "next_cursor of the previous page")],
+            params=[*_FILTERS, query_param("limit", f"page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})",
+                                           schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                    query_param("cursor", "next_cursor of the previous page (a contact id)",
+                                schema={"type": "string", "pattern": pattern_doc(CURSOR)})],
             description="Viewers see phone numbers masked (138****8000).", responses=error_responses(400))
 async def list_contacts(request: web.Request) -> web.Response:
     registry = request.app[registry_key]
-    items, cursor = await registry.page(request.query.get("cursor") or None, _limit(request), _filters(request))
+    after = pattern_query(request.query, "cursor", CURSOR, "应为上一页的 next_cursor expected a next_cursor (a contact id)")
+    items, cursor = await registry.page(after, _limit(request), _filters(request))
     return json_ok({"items": [_contact_out(request, c) for c in items], "next_cursor": cursor})
 
 
@@ -223,16 +234,9 @@ async def _upload(request: web.Request) -> tuple[bytes, str, str]:
     limit = request.app[settings_key].server.max_body_bytes
     if request.content_type != "multipart/form-data":
         return await request.read(), "", request.content_type
-    reader = await request.multipart()
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name != "file":
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk():
-            data += chunk
-            if len(data) > limit:  # multipart parts are not held to client_max_size by aiohttp
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
-        return bytes(data), part.filename or "", part.headers.get("Content-Type", "")
+    found = await read_file_part(request, "file", limit)
+    if found is not None:
+        return found
     raise BadRequest("缺少文件 missing file", "send the file as the body, or as the multipart field 'file'")
 
 
@@ -254,6 +258,13 @@ async def import_file(request: web.Request) -> web.Response:
         raise BadRequest("文件无法导入 file cannot be imported", str(exc)) from None
     logger.info("contacts import by %s: %d accepted, %d updated, %d rejected", principal(request).name,
                 report.accepted, report.updated, len(report.rejected))
+    if report.interrupted is not None:
+        logger.error("contacts import by %s stopped by the store after %d rows: %s", principal(request).name,
+                     len(report.written), report.interrupted)
+        return unavailable("导入中途失败，存储不可用 import stopped midway: the store failed",
+                           {**report.as_dict(), "retry": "存储恢复后重新导入同一文件（按手机号匹配，不会重复） import "
+                                                         "the same file again once the store is back: rows are "
+                                                         "matched by phone, none is doubled"})
     return json_ok(report.as_dict())
 
 

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.logs import redact, register_secret
 from warning.web import delivery_api, followup_api, throttle, warnings_api
+from warning.web.bodies import read_form
 from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
 from warning.web.dashboard_session import (
     COOKIE,
@@ -41,12 +43,17 @@ from warning.web.keys import (
     session_book_key,
     session_key,
 )
+from warning.web.openapi import error_responses
 from warning.web.routing import ApiRoutes, Handler, Unauthorized, path_param
 
 logger = logging.getLogger(__name__)
 routes = ApiRoutes("dashboard")
 WID = path_param("id", "warning id")
+#: a one-time link's `t`: nonce "." signature, both URL-safe base64
+LINK_T = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}")
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
+#: what the page's data endpoints answer without a session, for a role that may not, or for no such warning
+SESSION_ERRORS = error_responses(401, 403, 404)
 STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
             "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
 EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
@@ -174,7 +181,7 @@ async def login_form(request: web.Request) -> web.Response:
                         "429": {"description": "too many wrong tokens from this address, or this token (Retry-After)"}})
 async def login(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
-    form = await request.post()
+    form = await read_form(request)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not book.csrf_ok(f"login:{nonce}", str(form.get("csrf", ""))):
         return _login_page(request, secrets.token_urlsafe(18), error="表单已过期，请重试 The form expired; try again",
@@ -200,19 +207,25 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.get("/login/link", summary="One-time sign-in link (single use, short-lived, signed)", roles=None,
-            params=[{"name": "t", "in": "query", "required": True, "schema": {"type": "string"},
+            params=[{"name": "t", "in": "query", "required": True,
+                     "schema": {"type": "string", "pattern": f"^{LINK_T.pattern}$"},
                      "description": "the link's signed nonce"}],
-            responses={"303": {"description": "signed in"}, "403": {"description": "bad, used or expired link"},
+            responses={"303": {"description": "signed in"}, "400": {"description": "not a sign-in link's form"},
+                       "403": {"description": "bad, used or expired link"},
                        "429": {"description": "too many bad links from this address, or for this link (Retry-After)"}})
 async def login_link(request: web.Request) -> web.Response:
     book = request.app[session_book_key]
-    nonce, _, signature = request.query.get("t", "").partition(".")
+    t = request.query.get("t", "")
+    if t and not LINK_T.fullmatch(t):
+        return _login_page(request, secrets.token_urlsafe(18), error="链接格式无效 The sign-in link is malformed",
+                           status=400)
+    nonce, _, signature = t.partition(".")
     subjects = (throttle.address_of(request.remote), throttle.token_tried(nonce))
     paused = await _sign_in_paused(request, secrets.token_urlsafe(18), subjects)
     if paused is not None:
         return paused
     name = None
-    if nonce and secrets.compare_digest(book.link_signature(nonce), signature):
+    if book.link_ok(nonce, signature):
         name = await request.app[redis_key].getdel(link_key(nonce))
     token = next((t for t in book.tokens if t.name == name), None) if name else None
     if token is None or token.role not in DASHBOARD_ROLES:
@@ -229,7 +242,7 @@ async def login_link(request: web.Request) -> web.Response:
 @signed_in(page=True)
 async def logout(request: web.Request) -> web.Response:
     session, book = request[session_key], request.app[session_book_key]
-    form = await request.post()
+    form = await read_form(request)
     if not book.csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
         raise Forbidden("bad CSRF token", "reload the page and try again")
     remaining = max(1, session.expires - int(request.app[clock_key].now().timestamp()))
@@ -259,7 +272,8 @@ async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:
 
 
 @routes.get("/dashboard/warnings/{id}", summary="Dashboard: one warning's coverage, unconfirmed people, reports",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION,
+            responses={"303": {"description": "no session: to /login"}, **error_responses(403, 404)})
 @signed_in(page=True)
 async def warning_page(request: web.Request) -> web.Response:
     services = request.app[services_key]
@@ -285,14 +299,14 @@ async def warning_page(request: web.Request) -> web.Response:
 
 # ---- data the page fetches (same origin, session cookie) ----------------------------------
 @routes.get("/dashboard/warnings/{id}/coverage", summary="Coverage document for the page (session cookie)",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=SESSION_ERRORS)
 @signed_in(page=False)
 async def coverage_json(request: web.Request) -> web.Response:
     return web.json_response(await _document(request, request.match_info["id"]), dumps=_dumps)
 
 
 @routes.get("/dashboard/warnings/{id}/events", summary="Live coverage as server-sent events (event: coverage)",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=SESSION_ERRORS)
 @signed_in(page=False)
 async def events(request: web.Request) -> web.StreamResponse:
     warning_id = request.match_info["id"]
@@ -306,7 +320,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             roles=None, params=[WID, path_param("what", "deliveries, unreached or record"),
                                 {"name": "format", "in": "query", "schema": {"type": "string"},
                                  "description": "csv or xlsx (record: csv or json)"}],
-            description=SESSION)
+            description=SESSION, responses={**SESSION_ERRORS, **error_responses(400)})
 @signed_in(page=False)
 async def export(request: web.Request) -> web.StreamResponse:
     what, fmt = request.match_info["what"], request.query.get("format", "csv")

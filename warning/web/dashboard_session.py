@@ -90,7 +90,7 @@ class SessionBook:
         token = self._token(name)
         if token is None or token.role not in DASHBOARD_ROLES:
             return None
-        if not hmac.compare_digest(mac, self._mac("session", payload, self._fingerprint(token))):
+        if not hmac.compare_digest(mac.encode(), self._mac("session", payload, self._fingerprint(token)).encode()):
             return None
         if expires <= now.timestamp():
             return None
@@ -110,11 +110,16 @@ class SessionBook:
         return self._mac("csrf", anchor)
 
     def csrf_ok(self, anchor: str, presented: str) -> bool:
-        return bool(anchor) and hmac.compare_digest(self.csrf(anchor), presented)
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch)
+        return bool(anchor) and hmac.compare_digest(self.csrf(anchor).encode(), presented.encode())
 
     # ---- one-time login links ------------------------------------------------------------
     def link_signature(self, nonce: str) -> str:
         return self._mac("link", nonce)
+
+    def link_ok(self, nonce: str, presented: str) -> bool:
+        """Whether `presented` is the signature of a one-time link's nonce (any text; compared as bytes)."""
+        return bool(nonce) and hmac.compare_digest(self.link_signature(nonce).encode(), presented.encode())
 
     def set_cookie(self, response: web.StreamResponse, name: str, value: str, max_age: int | None) -> None:
         """HttpOnly, SameSite=Strict, path /; Secure when the service is reached over https."""

@@ -17,9 +17,13 @@ from warning.delivery_store import Row
 from warning.errors import BadRequest
 from warning.web.keys import services_key
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+from warning.web.routing import READERS, ApiRoutes, int_query, path_param, principal, query_param
 
 routes = ApiRoutes("deliveries")
+DEFAULT_PAGE, MAX_PAGE = 200, 1000
+#: deliveries looked at per JSON page at most (a filter that matches few answers a short page, not a long wait)
+MAX_SCAN = 10_000
+MAX_CURSOR = 10**9
 WID = path_param("id", "warning id")
 COLUMNS_ZH = ["投递编号", "版本", "接收对象", "姓名", "角色", "行政区划", "渠道类型", "通道", "地址", "状态", "尝试次数",
               "服务商编号", "原因", "更新时间"]
@@ -70,17 +74,21 @@ def _query(q: Mapping[str, str]) -> tuple[str | None, str | None, str, str, int,
         raise BadRequest("invalid query", f"unknown state {state!r}")
     if fmt not in ("json", "csv", "xlsx"):
         raise BadRequest("invalid query", "format must be json, csv or xlsx")
-    try:
-        return state, kind, region, fmt, min(1000, max(1, int(q.get("limit", "200")))), int(q.get("cursor", "0"))
-    except ValueError:
-        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    limit = int_query(q, "limit", DEFAULT_PAGE, lo=1, hi=MAX_PAGE)
+    offset = int_query(q, "cursor", 0, lo=0, hi=MAX_CURSOR)
+    return state, kind, region, fmt, limit, offset
 
 
 @routes.get("/api/v1/warnings/{id}/deliveries", summary="Deliveries of a warning (filters; JSON, CSV or XLSX)",
             roles=READERS, params=[WID, query_param("state", "delivery state"), query_param("kind", "channel kind"),
                                    query_param("region", "region code prefix"),
                                    query_param("format", "json (default), csv or xlsx"),
-                                   query_param("limit", "JSON page size (≤ 1000)"), query_param("cursor", "offset")],
+                                   query_param("limit", f"JSON page size, 1–{MAX_PAGE} (default {DEFAULT_PAGE})",
+                                               schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+                                   query_param("cursor", "next_cursor of the previous page (an offset)",
+                                               schema={"type": "integer", "minimum": 0, "maximum": MAX_CURSOR})],
+            description="A page may hold fewer than `limit` items when filters are given: at most "
+                        f"{MAX_SCAN} deliveries are looked at per request; go on while `next_cursor` is not null.",
             responses=error_responses(400, 404))
 async def list_deliveries(request: web.Request) -> web.StreamResponse:
     services = request.app[services_key]
@@ -96,13 +104,17 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 
     if fmt == "json":
         items: list[dict[str, Any]] = []
-        pos = offset
-        while pos < len(ids) and len(items) < limit:
-            chunk = ids[pos:pos + limit]
+        pos, end = offset, min(len(ids), offset + max(limit, MAX_SCAN))
+        while pos < end and len(items) < limit:  # each round moves pos on by at least one: the loop ends
+            chunk = ids[pos:min(pos + limit, end)]
             pos += len(chunk)
+            at = {did: i for i, did in enumerate(chunk)}
             for row in await services.deliveries.rows(record.id, chunk):
                 if keep(row):
                     items.append(dict(zip(COLUMNS_EN, _row(row, masked, admin=admin), strict=True)))
+                    if len(items) == limit:  # the next page starts right after this delivery
+                        pos -= len(chunk) - at.get(row.delivery.id, len(chunk) - 1) - 1
+                        break
         return web.json_response({"items": items, "next_cursor": str(pos) if pos < len(ids) else None},
                                  dumps=_dumps)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -151,7 +152,8 @@ async def post_duty(request: web.Request) -> web.Response:
     region = str(request.app[settings_key].section("registry").get("default_phone_region", "CN"))
     try:
         fmt = sniff_format(data[:8], "", request.content_type)
-        good, bad = read_roster(io.BytesIO(data), fmt, region)
+        # off the event loop: a big workbook takes a while to unpack and parse, and nothing else may wait on it
+        good, bad = await asyncio.to_thread(read_roster, io.BytesIO(data), fmt, region)
     except FileProblem as exc:
         raise BadRequest("invalid file", str(exc)) from None
     ref = request.app.get(reference_key)

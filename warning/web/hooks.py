@@ -24,7 +24,8 @@ from warning.bootstrap import Services
 from warning.channel import GATHER_URL_SLOT, InboundMessage, ReceiptEvent
 from warning.delivery import DeliveryState
 from warning.delivery_store import Row
-from warning.errors import Forbidden
+from warning.errors import BadRequest, Forbidden
+from warning.web.bodies import read_form, read_json
 from warning.web.keys import registry_key, services_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import ApiRoutes
@@ -69,7 +70,7 @@ def _valid(token: str, url: str, params: Mapping[str, str], signature: str) -> b
 async def signed_form(request: web.Request) -> Mapping[str, str]:
     """The posted form, once `X-Twilio-Signature` proves Twilio sent it (public_url + path + query); else 403."""
     signature = request.headers.get("X-Twilio-Signature", "")
-    form = await request.post()
+    form = await read_form(request)
     # a urlencoded form (what Twilio posts) is all text: check and hand on the parsed form itself
     params: Mapping[str, str]
     if all(isinstance(v, str) for v in form.values()):
@@ -213,7 +214,7 @@ def _kannel_secret_ok(request: web.Request) -> None:
 
 
 async def _params(request: web.Request) -> dict[str, str]:
-    form = await request.post() if request.method == "POST" else MultiDict[str]()
+    form = await read_form(request) if request.method == "POST" else MultiDict[str]()
     return merged(request, {k: v for k, v in form.items() if isinstance(v, str)})
 
 
@@ -253,8 +254,8 @@ async def device_ack(request: web.Request) -> web.Response:
     body: dict[str, Any]
     if request.content_type == "application/json":
         try:
-            raw = await request.json()
-        except ValueError:
+            raw = await read_json(request)
+        except BadRequest:
             raw = None
         body = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
     else:

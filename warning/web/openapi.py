@@ -14,7 +14,8 @@ ERROR_SCHEMA = {
 }
 _STATUS_TEXT = {"400": "bad input", "401": "no or bad token", "403": "wrong role or bad signature",
                 "404": "not found", "409": "conflict", "413": "body too large",
-                "422": "unprocessable (an Idempotency-Key reused with another body)", "429": "rate-limited"}
+                "422": "unprocessable (an Idempotency-Key reused with another body)", "429": "rate-limited",
+                "503": "the store is unavailable (Redis down, out of memory or read-only): retry after Retry-After"}
 
 
 def build_openapi(docs: Iterable[RouteDoc], *, version: str, server_url: str) -> dict[str, Any]:
@@ -33,6 +34,12 @@ def build_openapi(docs: Iterable[RouteDoc], *, version: str, server_url: str) ->
             op["parameters"] = list(d.params)
         if d.request_body:
             op["requestBody"] = d.request_body
+            # any body can be malformed or too long, whatever the route does with it
+            for code in ("400", "413"):
+                op["responses"].setdefault(code, {"description": _STATUS_TEXT[code], "content": _json_error()})
+        op["responses"].setdefault("503", {"description": _STATUS_TEXT["503"], "content": _json_error(),
+                                           "headers": {"Retry-After": {"description": "seconds",
+                                                                       "schema": {"type": "integer"}}}})
         if d.roles is not None:
             op["security"] = [{"bearer": []}]
             op["x-roles"] = sorted(set(d.roles) | {"admin"})

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from warning.errors import ApiError, Forbidden
+from warning.errors import ApiError, BadRequest, Forbidden
 from warning.settings import Token
 from warning.web.keys import clock_key, principal_key, redis_key, settings_key
 
@@ -148,6 +149,33 @@ def query_param(name: str, description: str, *, schema: Mapping[str, Any] | None
     """An OpenAPI query parameter."""
     return {"name": name, "in": "query", "required": required, "description": description,
             "schema": dict(schema or {"type": "string"})}
+
+
+def int_query(query: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    """A whole-number query parameter within [lo, hi] (absent: `default`); 400 naming it otherwise (empty too)."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if len(text) > 12 or not text.isascii() or not text.isdigit() or not lo <= int(text) <= hi:
+        raise BadRequest("查询参数无效 invalid query parameters",
+                         {name: f"应为 {lo}–{hi} 的整数 expected a whole number from {lo} to {hi}"})
+    return int(text)
+
+
+def pattern_query(query: Mapping[str, str], name: str, pattern: re.Pattern[str], expected: str) -> str | None:
+    """A query parameter that must match `pattern` whole (None when absent or empty: a first page's cursor);
+    400 naming it otherwise. The document's pattern for it is `pattern_doc(pattern)`."""
+    text = query.get(name, "")
+    if text == "":
+        return None
+    if not pattern.fullmatch(text):
+        raise BadRequest("查询参数无效 invalid query parameters", {name: expected})
+    return text
+
+
+def pattern_doc(pattern: re.Pattern[str]) -> str:
+    """The OpenAPI `pattern` of a parameter read by pattern_query: the pattern whole, or nothing."""
+    return f"^({pattern.pattern.removeprefix('^').removesuffix('$')})?$"
 
 
 def path_param(name: str, description: str) -> dict[str, Any]:

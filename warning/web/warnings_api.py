@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -18,12 +19,27 @@ from warning.lifecycle import Actor, Unfinished
 from warning.model import Scope, Status, WarningState
 from warning.record import WarningRecord
 from warning.web import idempotent
+from warning.web.bodies import parse_json, read_bytes, read_json
 from warning.web.idempotent import Answer
 from warning.web.keys import services_key, settings_key
 from warning.web.openapi import error_responses
-from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
+from warning.web.routing import (
+    READERS,
+    ApiRoutes,
+    int_query,
+    path_param,
+    pattern_doc,
+    pattern_query,
+    principal,
+    query_param,
+)
 
 routes = ApiRoutes("warnings")
+#: a draft (and any other warning action's body) is at most this much JSON
+MAX_DRAFT_BYTES = 1024 * 1024
+MAX_VERSION = 10**6
+#: a list cursor: the created timestamp of the last warning of the previous page (finite, not negative)
+CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
 WID = path_param("id", "warning id")
 DRAFT_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["event", "level", "headline"],
@@ -59,14 +75,7 @@ def _actor(request: web.Request) -> Actor:
 
 
 async def _json(request: web.Request) -> Any:
-    return _loads(await request.read())
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("invalid JSON", "the body must be a JSON object") from None
+    return await read_json(request, max_bytes=MAX_DRAFT_BYTES)
 
 
 def _unfinished(record: WarningRecord) -> dict[str, Any]:
@@ -93,8 +102,8 @@ def _dumps(obj: object) -> str:
              responses={"201": {"description": "created (a repeat with the same Idempotency-Key: the first answer)"},
                         **error_responses(400, 409, 422)})
 async def create_warning(request: web.Request) -> web.Response:
-    raw = await request.read()
-    body = _loads(raw)
+    raw = await read_bytes(request, max_bytes=MAX_DRAFT_BYTES)
+    body = parse_json(raw)
     lifecycle = request.app[services_key].lifecycle
     actor = _actor(request)
 
@@ -113,15 +122,17 @@ async def create_warning(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
-            params=[query_param("state", "only this state"), query_param("limit", "page size (≤ 200)"),
-                    query_param("cursor", "from the previous page's next_cursor")])
+            params=[query_param("state", "only this state"),
+                    query_param("limit", "page size, 1–200 (default 50)",
+                                schema={"type": "integer", "minimum": 1, "maximum": 200}),
+                    query_param("cursor", "from the previous page's next_cursor (a timestamp)",
+                                schema={"type": "string", "pattern": pattern_doc(CURSOR)})],
+            responses=error_responses(400))
 async def list_warnings(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        limit = min(200, max(1, int(q.get("limit", "50"))))
-        before = float(q["cursor"]) if q.get("cursor") else None
-    except ValueError:
-        raise BadRequest("invalid query", "limit and cursor must be numbers") from None
+    limit = int_query(q, "limit", 50, lo=1, hi=200)
+    cursor = pattern_query(q, "cursor", CURSOR, "应为上一页的 next_cursor expected a next_cursor (a timestamp)")
+    before = float(cursor) if cursor is not None else None
     state = q.get("state")
     if state and state not in {s.value for s in WarningState}:
         raise BadRequest("invalid query", f"unknown state {state!r}")
@@ -229,12 +240,10 @@ async def post_cap(request: web.Request) -> web.Response:
 
 
 async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
-    version = request.query.get("version")
+    version = int_query(request.query, "version", 0, lo=1, hi=MAX_VERSION)  # 0: absent, the current one
     content = record.content
     if version:
-        if not version.isdigit():
-            raise BadRequest("invalid query", "version must be a number")
-        found = await request.app[services_key].warnings.version_content(record.id, int(version))
+        found = await request.app[services_key].warnings.version_content(record.id, version)
         if found is None:
             raise NotFound("not found", f"no version {version}")
         content = found
@@ -242,7 +251,9 @@ async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
 
 
 @routes.get("/api/v1/warnings/{id}/cap", summary="The warning as CAP 1.2 XML (?version=n)", roles=READERS,
-            params=[WID, query_param("version", "an earlier version")], responses=error_responses(404))
+            params=[WID, query_param("version", "an earlier version (1, 2, …)",
+                                     schema={"type": "integer", "minimum": 1, "maximum": MAX_VERSION})],
+            responses=error_responses(400, 404))
 async def get_cap(request: web.Request) -> web.Response:
     record = await request.app[services_key].lifecycle.get(request.match_info["id"])
     return web.Response(body=await _cap_of(request, record), content_type="application/cap+xml", charset="utf-8")
