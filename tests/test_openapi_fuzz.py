@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+import redis
 import requests
 import schemathesis
 from aiohttp import web
 
 from tests.conftest import TOKENS, make_settings
+from warning import keys
 from warning.clock import SystemClock
 from warning.redis_server import PrivateRedis, free_port
 from warning.web.app import create_app
@@ -45,6 +47,7 @@ class ServedApp:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="fuzzed-app", daemon=True)
         self.error: BaseException | None = None
+        self.redis_url = ""
 
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
@@ -86,6 +89,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
         settings = make_settings(tmp, server={"session_secret": "fuzz-session-secret-0123456789"})
         app = create_app(settings, deps=Deps(redis_url=server.url, extra={"background": False}))
         with ServedApp(app) as served:
+            served.redis_url = server.url
             yield served
     finally:
         server.stop()
@@ -129,7 +133,14 @@ class EachRoleInTurn:
 
 
 @schema.parametrize()
-def test_the_api_keeps_to_its_document(case: Any) -> None:
+def test_the_api_keeps_to_its_document(case: Any, served: ServedApp) -> None:
+    # every request comes from 127.0.0.1: the cases sent without credentials on purpose would soon pause that
+    # address (20 answers 401 in 5 minutes) and leave the rest of the run answered 429. Throttling has its own
+    # tests; here every case starts with no failures counted.
+    with redis.Redis.from_url(served.redis_url) as r:
+        stale = list(r.scan_iter(match=keys.throttle_key("*", "*", 0)[:-1] + "*", count=1000))
+        if stale:
+            r.delete(*stale)
     case.call_and_validate(timeout=10)
 
 
