@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from warning.cap_emit import twelve_digits
 from warning.errors import BadRequest
 from warning.model import Area, Circle, EarlyWarning, Info, Level, MsgType, Reference, Scope, Status
 from warning.reference import EventType
+from warning.wording import MAX_SUMMARY_CHARS, SUMMARY_PARAM
 
 CN_TZ = timezone(timedelta(hours=8))
 _REGION = re.compile(r"^\d{6}(\d{3}){0,2}$")
-MAX_TEXT = {"headline": 200, "description": 2000, "instruction": 1000}
+MAX_TEXT = {"headline": 200, "description": 2000, "instruction": 1000, "sms_summary": MAX_SUMMARY_CHARS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class Draft:
     sites: tuple[str, ...]
     status: Status
     expires: datetime | None
+    #: the issuer's own text for SMS in place of the description ("" none)
+    sms_summary: str = ""
 
 
 def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *, required: bool) -> str:
@@ -47,6 +51,14 @@ def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
     if len(value) > MAX_TEXT.get(name, 2000):
         problems.append({"field": name, "error": f"过长 longer than {MAX_TEXT.get(name, 2000)} characters"})
     return value.strip()
+
+
+def _summary(body: Mapping[str, Any], problems: list[dict[str, str]]) -> str:
+    """The issuer's own SMS text: no 【】, which only the signature may hold (SMS platforms refuse a second pair)."""
+    text = _text(body, "sms_summary", problems, required=False)
+    if "【" in text or "】" in text:
+        problems.append({"field": "sms_summary", "error": "不能含【】（短信签名以外不得有【】） must not contain 【 or 】"})
+    return text
 
 
 def _event(body: Mapping[str, Any], event_types: Mapping[str, EventType], problems: list[dict[str, str]]
@@ -136,6 +148,7 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     headline = _text(body, "headline", problems, required=True)
     description = _text(body, "description", problems, required=False)
     instruction = _text(body, "instruction", problems, required=False)
+    sms_summary = _summary(body, problems)
     areas = _strings(body, "areas", problems) or ()
     for code in areas:
         if not _REGION.match(code):
@@ -166,7 +179,7 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     if problems or et is None or level is None or status is None:
         raise BadRequest("invalid warning", problems)
     return Draft(et, level, headline, description, instruction, areas, polygon, circle, role_list, sites, status,
-                 expires)
+                 expires, sms_summary)
 
 
 def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: str, now: datetime,
@@ -174,10 +187,10 @@ def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: st
                   references: Sequence[Reference] = (), area_desc: str = "") -> EarlyWarning:
     """The CAP content of a manual warning (zh-CN, times in +08:00)."""
     sent = now.astimezone(CN_TZ).replace(microsecond=0)
-    area = Area(desc=area_desc or "、".join(draft.areas) or "指定区域",
+    area = Area(desc=area_desc or "指定区域",
                 polygons=(draft.polygon,) if draft.polygon else (),
                 circles=(draft.circle,) if draft.circle else (),
-                geocodes=tuple(("GB2260", c) for c in draft.areas), region_codes=draft.areas)
+                geocodes=tuple(("GB2260", twelve_digits(c)) for c in draft.areas), region_codes=draft.areas)
     urgent = draft.level.rank >= Level.ORANGE.rank
     info = Info(
         language="zh-CN", categories=(draft.event_type.category,), event=draft.event_type.name_zh,
@@ -186,7 +199,8 @@ def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: st
         event_codes=(("EW_EVENT", draft.event_type.key),), effective=sent,
         expires=expires.astimezone(CN_TZ).replace(microsecond=0), sender_name=sender_name,
         headline=draft.headline, description=draft.description or None, instruction=draft.instruction or None,
-        parameters=(("EW_LEVEL", draft.level.value),), areas=(area,),
+        parameters=(("EW_LEVEL", draft.level.value),
+                    *(((SUMMARY_PARAM, draft.sms_summary),) if draft.sms_summary else ())), areas=(area,),
     )
     return EarlyWarning(identifier=identifier, sender=sender, sent=sent, status=draft.status, msg_type=msg_type,
                         scope=Scope.PUBLIC, infos=(info,), references=tuple(references), level=draft.level,

@@ -34,7 +34,8 @@ ACTIVE_INDEX = PREFIX + "warnings:active"  #: ZSET id → expires (epoch s): wha
 #: ZSET '<id>:<version>' → when written: versions to plan, removed once planned (housekeeping finishes the rest)
 PLANNING_INDEX = PREFIX + "warnings:planning"
 AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
-SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
+#: counter of the identifiers a unit (ZZZZZZDDDUUUXX) issued in one second (YYYYMMDDhhmmss), for their serial N
+SERIAL_KEY = PREFIX + "serial:{unit}:{second}"
 
 
 def planning_member(warning_id: str, version: int) -> str:
@@ -57,8 +58,8 @@ def cap_identifier_key(identifier: str) -> str:
     return f"{PREFIX}cap:ident:{identifier}"
 
 
-def serial_key(day: str) -> str:
-    return SERIAL_KEY.format(day=day)
+def serial_key(unit: str, second: str) -> str:
+    return SERIAL_KEY.format(unit=unit, second=second)
 
 
 # --- deliveries -----------------------------------------------------------------------------

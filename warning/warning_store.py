@@ -20,6 +20,8 @@ from warning.record import WarningRecord
 #: reply codes avoid characters people confuse when typing on a phone (0/O, 1/I/L, 2/Z, 5/S, 8/B)
 REPLY_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 REPLY_CODE_LEN = 3
+#: a second's identifier counter is kept this long (clocks of several processes may differ a little)
+SERIAL_TTL_S = 120
 #: records and their keys are kept this long after the warning expired (the archive)
 RETENTION = timedelta(days=400)
 
@@ -171,10 +173,12 @@ class WarningStore:
         found: str | None = await self.redis.get(reply_code_key(code.upper()))
         return found
 
-    async def next_serial(self, day: str) -> int:
-        key = keys.serial_key(day)
+    async def next_serial(self, unit: str, second: str) -> int:
+        """The next serial (0, 1, 2, ...) of the unit's identifiers in this second (GB/T 35965.1 N); above 9 the
+        second is used up."""
+        key = keys.serial_key(unit, second)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
-            pipe.expire(key, 3 * 86400)
+            pipe.expire(key, SERIAL_TTL_S)
             n, _ = await pipe.execute()
-        return int(n)
+        return int(n) - 1

@@ -7,7 +7,7 @@ import secrets
 
 from aiohttp import web
 
-from warning.errors import ApiError, CapParseError, ConfigError, DeliveryError, EarlyWarningError
+from warning.errors import ApiError, CapParseError, ConfigError, DeliveryError, EarlyWarningError, TooManyRequests
 from warning.logs import request_id_var
 from warning.web.keys import settings_key
 from warning.web.routing import Handler
@@ -51,7 +51,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.detail)
+        response = json_error(exc.status, exc.error, exc.detail)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     except CapParseError as exc:
         return json_error(400, "invalid CAP document", [{"path": p, "reason": r} for p, r in exc.problems])
     except (ConfigError, DeliveryError) as exc:
