@@ -15,6 +15,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from contacts.directory import ContactDirectory
+from warning.audience import reaches_anyone
 from warning.audit import AuditLog
 from warning.channel import Channel, InboundMessage
 from warning.clock import Clock
@@ -22,8 +23,10 @@ from warning.delivery_store import DeliveryStore
 from warning.dispatcher import Dispatcher, Routes
 from warning.due import DueQueue, Handler
 from warning.errors import ConfigError
+from warning.issuer import load_issuer
 from warning.lifecycle import WarningService
 from warning.metrics import Metrics
+from warning.places import Places
 from warning.policy import Policy, load_policy
 from warning.ratelimit import RateLimiter
 from warning.reference import EventType, load_event_types
@@ -122,12 +125,15 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
     tables = channel_tables(settings)
     built = dict(channels) if channels is not None else build_channels(settings, tables, http=http, clock=clock)
     issuer = settings.section("issuer")
+    names = region_names(settings) if names is None else names
+    places = Places(names, home=str(issuer.get("code", "")))
     targeting = Targeting(directory, scope=[str(issuer.get("code", ""))] if issuer.get("code") else [])
     dispatcher = Dispatcher(redis=redis, store=deliveries, targeting=targeting, policy=policy,
                             routes=routes_from(tables) if channels is None else Routes(_kinds_of(built)),
                             audit=audit, clock=clock)
     lifecycle = WarningService(store=warnings, audit=audit, policy=policy, event_types=event_types, roles=roles,
-                               issuer=issuer, dispatch=dispatcher, clock=clock)
+                               issuer=issuer, dispatch=dispatcher, clock=clock, places=places,
+                               reaches=lambda record: reaches_anyone(targeting, policy, record))
     from warning.messages import MessageFactory
 
     services = Services(settings=settings, clock=clock, redis=redis, directory=directory, audit=audit,
@@ -135,8 +141,8 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
                         dispatcher=dispatcher, lifecycle=lifecycle, due=DueQueue(redis, clock=clock),
                         limiter=RateLimiter(redis, clock=clock), channels=dict(built),
                         channel_configs={str(t["name"]): t for t in tables},
-                        messages=MessageFactory(settings, event_types=event_types))
-    wire_followup(services, region_names(settings) if names is None else names)
+                        messages=MessageFactory(settings, event_types=event_types, policy=policy, places=places))
+    wire_followup(services, names)
     return services
 
 
@@ -159,7 +165,7 @@ def wire_followup(services: Services, names: Mapping[str, str]) -> None:
     s.escalation = Escalation(redis=s.redis, store=s.deliveries, warnings=s.warnings, directory=s.directory,
                               policy=s.policy, planner=planner, ledger=s.ledger, due=s.due, duty=s.duty,
                               audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"),
-                              region_names=names)
+                              region_names=names, messages=s.messages)
     s.dispatcher.on_issued = s.escalation.start
 
 
@@ -214,7 +220,9 @@ def build_channels(settings: Settings, tables: list[Mapping[str, Any]], *, http:
 
 def check_channel_config(settings: Settings) -> None:
     """What of the channels' configuration can be checked before anything starts: [[channels]], the Kannel hook
-    secret, [devices]. (Each adapter checks its own keys when it is built.)"""
+    secret, [devices], and how messages are signed and CAP written ([issuer], [cap]). (Each adapter checks its
+    own keys when it is built.)"""
+    load_issuer(settings)
     tables = channel_tables(settings)
     kannel_hook_secret(settings, tables)
     devices_allow_loopback(settings)

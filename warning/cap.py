@@ -9,8 +9,12 @@ Decisions, for real feeds:
 - Text is trimmed. A missing `language` is zh-CN when the info's text is Chinese, else CAP's en-US.
 - `severity` may hold the Chinese profile's colour words (Red, 红色...): they give the level and are
   normalised to the CAP word (Extreme...). CAP 1.1's certainty "Very Likely" becomes "Likely".
-- Geocodes named GB2260, ADCODE or 行政区划代码 give region codes of 6, 9 or 12 digits; 12- and 9-digit
-  codes padded with trailing zero groups are shortened (510722000000 → 510722, 510722100000 → 510722100).
+- Geocodes named GB2260, GB/T 2260, ADCODE, 行政区划代码 or areaCode (any case) give region codes of 6, 9 or
+  12 digits; 12- and 9-digit codes padded with trailing zero groups are shortened (510722000000 → 510722,
+  510722100000 → 510722100). The national GB/T 35965.1 form, a `<geocode>` holding a comma-separated list of
+  codes and no valueName, is read as GB2260 geocodes.
+- The national form's `<eventType>` (its event code, e.g. 11B03) is kept as an eventCode named eventType,
+  which classifies the event like any eventCode; an info with an eventType needs no `<event>`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$"
 _ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.-]+)[\"']")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _FORBIDDEN_ID = re.compile(r"[\s,<&]")
+_LIST = re.compile(r"[\s,，、;；]+")
 T = TypeVar("T")
 
 
@@ -241,7 +246,8 @@ class _Reader:
         for r in responses:
             if r not in RESPONSE_TYPES:
                 self.bad(f"{p}/responseType", f"取值无效 invalid value {r!r}")
-        event = self.text(el, "event", p, required=True) or ""
+        national_type = self.text(el, "eventType", p)
+        event = self.text(el, "event", p, required=national_type is None) or ""
         headline, description = self.text(el, "headline", p), self.text(el, "description", p)
         language = self.text(el, "language", p) or _guess_language(event, headline, description)
         return Info(
@@ -250,7 +256,8 @@ class _Reader:
             severity=self.enum(el, "severity", p, _severity) or "",
             certainty=self.enum(el, "certainty", p, _certainty) or "",
             response_types=responses, audience=self.text(el, "audience", p),
-            event_codes=self.pairs(el, "eventCode", p), effective=self.time(el, "effective", p),
+            event_codes=self.pairs(el, "eventCode", p) + ((("eventType", national_type),) if national_type else ()),
+            effective=self.time(el, "effective", p),
             onset=self.time(el, "onset", p), expires=self.time(el, "expires", p),
             sender_name=self.text(el, "senderName", p), headline=headline, description=description,
             instruction=self.text(el, "instruction", p), web=self.text(el, "web", p),
@@ -275,6 +282,20 @@ class _Reader:
                 out.append((key, value))
         return tuple(out)
 
+    def geocodes(self, el: Element, p: str) -> tuple[tuple[str, str], ...]:
+        """CAP's valueName/value pairs; a `<geocode>` with text and no children is the national form, a list of
+        region codes separated by commas."""
+        out: list[tuple[str, str]] = []
+        for i, e in enumerate(self.all(el, "geocode"), 1):
+            if len(e) == 0 and (e.text or "").strip():
+                out += [("GB2260", code) for code in _LIST.split((e.text or "").strip()) if code]
+                continue
+            key = self.text(e, "valueName", f"{p}/geocode[{i}]", required=True)
+            value = self.text(e, "value", f"{p}/geocode[{i}]", required=True)
+            if key and value:
+                out.append((key, value))
+        return tuple(out)
+
     def resource(self, el: Element, p: str) -> Resource:
         size = self.text(el, "size", p)
         if size is not None and not size.isdigit():
@@ -290,7 +311,7 @@ class _Reader:
                          if (ring := self.polygon((e.text or "").strip(), f"{p}/polygon[{i}]")) is not None)
         circles = tuple(c for i, e in enumerate(self.all(el, "circle"), 1)
                         if (c := self.circle((e.text or "").strip(), f"{p}/circle[{i}]")) is not None)
-        geocodes = self.pairs(el, "geocode", p)
+        geocodes = self.geocodes(el, p)
         codes: dict[str, None] = {}
         for i, (name, value) in enumerate(geocodes, 1):
             if is_region_geocode(name):

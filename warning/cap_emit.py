@@ -2,8 +2,20 @@
 
 `parse_cap(emit_cap(w))` equals `w` on the CAP content: times compare as instants (written in +08:00,
 to the second), text is trimmed, numbers keep their exact value. Region codes an area carries without
-a matching geocode are written as GB2260 geocodes. Characters XML 1.0 cannot carry are dropped; CR and
-CRLF become LF (as any XML parser reads them).
+a matching geocode are written as GB2260 geocodes of 12 digits (GB/T 35965.1's form; our own warnings
+carry theirs in that form already, a relayed feed's are written as the feed gave them). Characters XML
+1.0 cannot carry are dropped; CR and CRLF become LF (as any XML parser reads them).
+
+The national profile (`[cap] profile = "gbt35965"`, NationalProfile) writes what GB/T 35965.1 writes
+differently: `<sender>` holds the issuer's name and `<senderCode>` its 14-digit code, `<eventType>` the
+national event code, `<severity>` the colour word (Red, Orange, Yellow, Blue), and the region codes of an
+area as one `<geocode>` listing 12-digit codes separated by commas, without valueName. Everything else is
+as in CAP 1.2, so our own parser reads it back.
+
+Identifiers (GB/T 35965.1 A.1.1) are `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N`, 31 characters: the issuer's region
+code, sector, unit and extension codes, the time in Beijing time, and a serial 0-9 for messages of the same
+unit in the same second. The national system's own messages often leave out `_N` (29 characters): both are
+read; we always write 31.
 """
 
 from __future__ import annotations
@@ -15,13 +27,17 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
-from warning.model import Area, EarlyWarning, Info, Resource, cap_time, is_region_geocode, region_code
+from warning.model import Area, EarlyWarning, Info, Level, Resource, cap_time, is_region_geocode, region_code
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_MIME = "application/cap+xml"
 CHINA_TZ = timezone(timedelta(hours=8))
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: the most messages one unit may issue in one second: the identifier's serial N is one digit, 0-9
+MAX_SERIAL = 9
+#: GB/T 35965.1 severity words: the colour of the level
+_COLOUR_SEVERITY = {Level.RED: "Red", Level.ORANGE: "Orange", Level.YELLOW: "Yellow", Level.BLUE: "Blue"}
 
 
 def _clean(text: str) -> str:
@@ -34,11 +50,26 @@ def _number(value: float) -> str:
     return text if "." in text else f"{text}.0"
 
 
+def twelve_digits(code: str) -> str:
+    """A region code in the 12-digit form of GB/T 35965.1 (510722101 → 510722101000)."""
+    return code + "0" * (12 - len(code)) if code.isascii() and code.isdigit() and len(code) < 12 else code
+
+
+@dataclass(frozen=True, slots=True)
+class NationalProfile:
+    """What the GB/T 35965.1 form writes differently from plain CAP 1.2 for one document."""
+
+    sender: str  #: the issuer's name, in <sender>
+    sender_code: str  #: ZZZZZZDDDUUUXX, in <senderCode> ("" to leave it out)
+    event_type: str = ""  #: the national event code, in <eventType> ("" when unknown)
+
+
 class _Builder:
     """Appends CAP elements in schema order; `tz` is the offset times are written in."""
 
-    def __init__(self, tz: tzinfo | None) -> None:
+    def __init__(self, tz: tzinfo | None, national: NationalProfile | None = None) -> None:
         self.tz = tz
+        self.national = national
 
     def time(self, when: datetime) -> str:
         return cap_time(when.astimezone(self.tz) if self.tz else when)
@@ -56,8 +87,10 @@ class _Builder:
 
     def alert(self, w: EarlyWarning) -> Element:
         root = Element("alert", {"xmlns": CAP_NS})
-        for name, value in (("identifier", w.identifier), ("sender", w.sender), ("sent", self.time(w.sent)),
-                            ("status", w.status.value), ("msgType", w.msg_type.value), ("source", w.source),
+        national = self.national
+        head = (("identifier", w.identifier), ("sender", national.sender if national else w.sender),
+                ("senderCode", national.sender_code if national else None), ("sent", self.time(w.sent)))
+        for name, value in (*head, ("status", w.status.value), ("msgType", w.msg_type.value), ("source", w.source),
                             ("scope", w.scope.value), ("restriction", w.restriction), ("addresses", w.addresses)):
             self.add(root, name, value)
         for code in w.codes:
@@ -76,12 +109,18 @@ class _Builder:
         for category in info.categories:
             self.add(el, "category", category)
         self.add(el, "event", info.event)
+        severity = info.severity
+        if self.national is not None:
+            self.add(el, "eventType", self.national.event_type)
+            level = Level.from_severity(info.severity)
+            severity = _COLOUR_SEVERITY[level] if level is not None else severity
         for response in info.response_types:
             self.add(el, "responseType", response)
-        for name, value in (("urgency", info.urgency), ("severity", info.severity), ("certainty", info.certainty),
+        for name, value in (("urgency", info.urgency), ("severity", severity), ("certainty", info.certainty),
                             ("audience", info.audience)):
             self.add(el, name, value)
-        self.pairs(el, "eventCode", info.event_codes)
+        self.pairs(el, "eventCode", [(k, v) for k, v in info.event_codes
+                                     if not (self.national is not None and k == "eventType")])
         for name, when in (("effective", info.effective), ("onset", info.onset), ("expires", info.expires)):
             self.add(el, name, self.time(when) if when else None)
         for name, value in (("senderName", info.sender_name), ("headline", info.headline),
@@ -107,33 +146,53 @@ class _Builder:
         for c in area.circles:
             self.add(el, "circle", f"{_number(c.lat)},{_number(c.lon)} {_number(c.radius_km)}")
         carried = {region_code(v) for k, v in area.geocodes if is_region_geocode(k)}
-        extra = [("GB2260", code) for code in area.region_codes if code not in carried]
-        self.pairs(el, "geocode", (*area.geocodes, *extra))
+        extra = [("GB2260", twelve_digits(code)) for code in area.region_codes if code not in carried]
+        if self.national is None:
+            self.pairs(el, "geocode", (*area.geocodes, *extra))
+        else:
+            codes = dict.fromkeys(twelve_digits(v.strip()) for k, v in (*area.geocodes, *extra) if is_region_geocode(k))
+            self.add(el, "geocode", ",".join(codes))
+            self.pairs(el, "geocode", [(k, v) for k, v in area.geocodes if not is_region_geocode(k)])
         if area.altitude is not None:
             self.add(el, "altitude", _number(area.altitude))
         if area.ceiling is not None:
             self.add(el, "ceiling", _number(area.ceiling))
 
 
-def emit_cap(w: EarlyWarning, *, tz: tzinfo | None = CHINA_TZ) -> bytes:
-    """The warning as a CAP 1.2 document (UTF-8); times in `tz` (+08:00 by default, None keeps their own)."""
-    root = _Builder(tz).alert(w)
+def emit_cap(w: EarlyWarning, *, tz: tzinfo | None = CHINA_TZ, national: NationalProfile | None = None) -> bytes:
+    """The warning as a CAP 1.2 document (UTF-8); times in `tz` (+08:00 by default, None keeps their own);
+    with `national`, in the GB/T 35965.1 form."""
+    root = _Builder(tz, national).alert(w)
     indent(root)
     data: bytes = tostring(root, encoding="utf-8", xml_declaration=True)
     return data
 
 
 def make_identifier(issuer_code: str, unit_code: str, when: datetime, serial: int) -> str:
-    """A GB/T 35965.1 identifier `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N`: region code, unit code, Beijing time, serial."""
+    """A GB/T 35965.1 identifier `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N` (31 characters): region code, unit code,
+    Beijing time to the second, serial 0-9 among the unit's messages of that second."""
     if not (len(issuer_code) == 6 and issuer_code.isascii() and issuer_code.isdigit()):
         raise ValueError(f"issuer code must be 6 digits (GB/T 2260), got {issuer_code!r}")
     if not (len(unit_code) == 8 and unit_code.isascii() and unit_code.isdigit()):
         raise ValueError(f"unit code must be 8 digits, got {unit_code!r}")
     if when.tzinfo is None:
         raise ValueError("the time needs a zone")
-    if serial < 0:
-        raise ValueError("serial must be ≥ 0")
+    if not 0 <= serial <= MAX_SERIAL:
+        raise ValueError(f"serial must be 0-{MAX_SERIAL} (one digit), got {serial}")
     return f"{issuer_code}{unit_code}_{when.astimezone(CHINA_TZ):%Y%m%d%H%M%S}_{serial}"
+
+
+_IDENTIFIER = re.compile(r"^(\d{6})(\d{8})_(\d{14})(?:_(\d))?$")
+
+
+def identifier_parts(identifier: str) -> tuple[str, str, str, int | None] | None:
+    """(region code, unit code, YYYYMMDDhhmmss, serial) of a GB/T 35965.1 identifier, in the 31-character form
+    or the national system's 29-character one without `_N` (serial None); None for any other identifier."""
+    match = _IDENTIFIER.match(identifier)
+    if match is None:
+        return None
+    serial = match.group(4)
+    return match.group(1), match.group(2), match.group(3), int(serial) if serial is not None else None
 
 
 @dataclass(frozen=True, slots=True)

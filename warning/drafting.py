@@ -10,13 +10,15 @@ from typing import Any
 
 from contacts.safe_text import unsafe_reason
 from warning.cap import LATEST_TIME, MAX_AREAS, MAX_POLYGON_POINTS
+from warning.cap_emit import twelve_digits
 from warning.errors import BadRequest
 from warning.model import Area, Circle, EarlyWarning, Info, Level, MsgType, Reference, Scope, Status
 from warning.reference import EventType
+from warning.wording import MAX_SUMMARY_CHARS, SUMMARY_PARAM
 
 CN_TZ = timezone(timedelta(hours=8))
 _REGION = re.compile(r"^\d{6}(\d{3}){0,2}$")
-MAX_TEXT = {"headline": 200, "description": 2000, "instruction": 1000}
+MAX_TEXT = {"headline": 200, "description": 2000, "instruction": 1000, "sms_summary": MAX_SUMMARY_CHARS}
 #: fields that may hold line breaks; the headline is one line
 MULTILINE = ("description", "instruction")
 
@@ -37,6 +39,8 @@ class Draft:
     sites: tuple[str, ...]
     status: Status
     expires: datetime | None
+    #: the issuer's own text for SMS in place of the description ("" none)
+    sms_summary: str = ""
 
 
 def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *, required: bool) -> str:
@@ -53,6 +57,14 @@ def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
     elif (reason := unsafe_reason(value.strip(), multiline=name in MULTILINE)) is not None:
         problems.append({"field": name, "error": reason})
     return value.strip()
+
+
+def _summary(body: Mapping[str, Any], problems: list[dict[str, str]]) -> str:
+    """The issuer's own SMS text: no 【】, which only the signature may hold (SMS platforms refuse a second pair)."""
+    text = _text(body, "sms_summary", problems, required=False)
+    if "【" in text or "】" in text:
+        problems.append({"field": "sms_summary", "error": "不能含【】（短信签名以外不得有【】） must not contain 【 or 】"})
+    return text
 
 
 def _event(body: Mapping[str, Any], event_types: Mapping[str, EventType], problems: list[dict[str, str]]
@@ -165,6 +177,7 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     headline = _text(body, "headline", problems, required=True)
     description = _text(body, "description", problems, required=False)
     instruction = _text(body, "instruction", problems, required=False)
+    sms_summary = _summary(body, problems)
     areas = _strings(body, "areas", problems) or ()
     if len(areas) > MAX_AREAS:
         problems.append({"field": "areas", "error": f"区域过多 at most {MAX_AREAS} areas, {len(areas)} given"})
@@ -188,7 +201,7 @@ def parse_draft(body: Any, *, event_types: Mapping[str, EventType], roles: Mappi
     if problems or et is None or level is None or status is None:
         raise BadRequest("invalid warning", problems)
     return Draft(et, level, headline, description, instruction, areas, polygon, circle, role_list, sites, status,
-                 expires)
+                 expires, sms_summary)
 
 
 def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: str, now: datetime,
@@ -196,10 +209,10 @@ def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: st
                   references: Sequence[Reference] = (), area_desc: str = "") -> EarlyWarning:
     """The CAP content of a manual warning (zh-CN, times in +08:00)."""
     sent = now.astimezone(CN_TZ).replace(microsecond=0)
-    area = Area(desc=area_desc or "、".join(draft.areas) or "指定区域",
+    area = Area(desc=area_desc or "指定区域",
                 polygons=(draft.polygon,) if draft.polygon else (),
                 circles=(draft.circle,) if draft.circle else (),
-                geocodes=tuple(("GB2260", c) for c in draft.areas), region_codes=draft.areas)
+                geocodes=tuple(("GB2260", twelve_digits(c)) for c in draft.areas), region_codes=draft.areas)
     urgent = draft.level.rank >= Level.ORANGE.rank
     info = Info(
         language="zh-CN", categories=(draft.event_type.category,), event=draft.event_type.name_zh,
@@ -208,7 +221,8 @@ def build_content(draft: Draft, *, identifier: str, sender: str, sender_name: st
         event_codes=(("EW_EVENT", draft.event_type.key),), effective=sent,
         expires=expires.astimezone(CN_TZ).replace(microsecond=0), sender_name=sender_name,
         headline=draft.headline, description=draft.description or None, instruction=draft.instruction or None,
-        parameters=(("EW_LEVEL", draft.level.value),), areas=(area,),
+        parameters=(("EW_LEVEL", draft.level.value),
+                    *(((SUMMARY_PARAM, draft.sms_summary),) if draft.sms_summary else ())), areas=(area,),
     )
     return EarlyWarning(identifier=identifier, sender=sender, sent=sent, status=draft.status, msg_type=msg_type,
                         scope=Scope.PUBLIC, infos=(info,), references=tuple(references), level=draft.level,

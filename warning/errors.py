@@ -104,3 +104,13 @@ class Conflict(ApiError):
     """409: the request conflicts with the current state."""
 
     status = 409
+
+
+class TooManyRequests(ApiError):
+    """429: too many requests of this kind just now; `retry_after_s` says when to try again (Retry-After)."""
+
+    status = 429
+
+    def __init__(self, error: str, detail: Any = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(error, detail)
+        self.retry_after_s = retry_after_s

@@ -25,6 +25,7 @@ from warning.delivery_store import NOTICE, DeliveryStore, Row
 from warning.dispatcher import Dispatcher
 from warning.due import DueQueue
 from warning.errors import StoreError
+from warning.messages import MessageFactory
 from warning.model import MsgType, Status
 from warning.policy import Policy
 from warning.record import LIVE_STATES, WarningRecord
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 KIND = "esc"
 #: names listed in one notice before "等N人"
 MAX_NAMES = 8
-DRILL_MARK = "【演练】"
+#: townships listed in the county's notice before "等N个乡镇"
+MAX_TOWNSHIPS = 6
 
 # KEYS: the warning's escalation hash, its record, the due set.  ARGV: now, fallback (LUA_KEEP_S), the issued field, when
 # the version went out, then member, due (epoch s) pairs. The issued mark and the step timers in one step, the first
@@ -105,7 +107,7 @@ class Escalation:
     def __init__(self, *, redis: aioredis.Redis, store: DeliveryStore, warnings: WarningStore,
                  directory: ContactDirectory, policy: Policy, planner: Planner, ledger: AckLedger, due: DueQueue,
                  duty: DutyRoster, audit: AuditLog, clock: Clock, issuer: Mapping[str, object],
-                 region_names: Mapping[str, str] | None = None) -> None:
+                 region_names: Mapping[str, str] | None = None, messages: MessageFactory | None = None) -> None:
         self.redis: Any = redis
         self.store, self.warnings, self.directory = store, warnings, directory
         self.policy, self.planner, self.ledger, self.due, self.duty = policy, planner, ledger, due, duty
@@ -114,6 +116,8 @@ class Escalation:
         self.signature = str(issuer.get("signature", ""))
         self.region_names = dict(region_names or {})
         self._start = redis.register_script(_START)
+        #: names the warning in notices (its issuer, time, places, event and level)
+        self.messages = messages
 
     async def start(self, record: WarningRecord) -> None:
         """Dispatcher hook: remember when the version went out and set its step timers (the first time only)."""
@@ -241,25 +245,33 @@ class Escalation:
     async def _county(self, record: WarningRecord, version: int, wave: int, people: list[Contact],
                       now: datetime) -> list[Row | None]:
         """The county duty officer gets the townships' counts of unconfirmed people."""
-        by_township: dict[str, int] = {}
-        for c in people:
-            by_township[c.region[:9]] = by_township.get(c.region[:9], 0) + 1
-        parts = "，".join(f"{self.region_names.get(code, code)}{n}人" for code, n in sorted(by_township.items()))
-        text = (f"{self._head(record)}尚有{len(people)}人未确认收到：{parts}。请督促各乡镇逐户落实。"
-                f" {len(people)} people unconfirmed.")
+        text = self._county_text(record, people)
         audience = await self._audience(record)
         return [self.planner.notice(record, version, t, text, wave) for t in await self._duty_targets(self.county, now)
                 if audience is None or t.contact_id in audience]
 
     def _head(self, record: WarningRecord) -> str:
+        """The signature, a drill's mark, and which warning: 三台县气象台12月1日12时35分发布的潼川镇暴雨红色预警."""
+        if self.messages is not None:
+            return self.messages.signed(self.messages.described(record), exercise=record.is_exercise)
         info = record.content.info
         headline = (info.headline if info else None) or f"{record.level.zh}预警"
-        return f"{DRILL_MARK if record.is_exercise else ''}{self.signature}「{headline}」"
+        return f"{self.signature}{'（演练）' if record.is_exercise else ''}「{headline}」"
 
     def _supervisor_text(self, record: WarningRecord, members: list[Contact]) -> str:
         names = "、".join(c.name for c in members[:MAX_NAMES]) + (f"等{len(members)}人" if len(members) > MAX_NAMES else "")
-        return (f"{self._head(record)}您负责的{len(members)}人尚未确认收到：{names}。请立即电话或上门通知。"
-                f" {len(members)} of your people have not confirmed.")
+        return f"{self._head(record)}，您负责的{len(members)}人尚未确认收到：{names}。请立即电话或上门通知。"
+
+    def _county_text(self, record: WarningRecord, people: list[Contact]) -> str:
+        """The county duty officer's notice: how many have not confirmed, by township (most first)."""
+        by_township: dict[str, int] = {}
+        for c in people:
+            by_township[c.region[:9]] = by_township.get(c.region[:9], 0) + 1
+        ranked = sorted(by_township.items(), key=lambda item: (-item[1], item[0]))
+        named = [(self.region_names.get(code) or "其他乡镇", n) for code, n in ranked[:MAX_TOWNSHIPS]]
+        parts = "，".join(f"{name}{n}人" for name, n in named)
+        more = f"等{len(ranked)}个乡镇" if len(ranked) > MAX_TOWNSHIPS else ""
+        return f"{self._head(record)}，尚有{len(people)}人未确认收到：{parts}{more}。请督促各乡镇逐户落实。"
 
 
 def _target(c: Contact) -> Target:

@@ -36,7 +36,8 @@ PLANNING_INDEX = PREFIX + "warnings:planning"
 #: SET of warning ids whose end moved (update, cancel) and whose keys' expiry must follow (housekeeping finishes it)
 RETENTION_PENDING = PREFIX + "retention:pending"
 AUDIT_ALL = PREFIX + "audit"  #: Stream: every audit entry of every warning (capped)
-SERIAL_KEY = PREFIX + "serial:{day}"  #: counter of identifiers issued on a day
+#: counter of the identifiers a unit (ZZZZZZDDDUUUXX) issued in one second (YYYYMMDDhhmmss), for their serial N
+SERIAL_KEY = PREFIX + "serial:{unit}:{second}"
 
 
 def planning_member(warning_id: str, version: int) -> str:
@@ -59,8 +60,8 @@ def cap_identifier_key(identifier: str) -> str:
     return f"{PREFIX}cap:ident:{identifier}"
 
 
-def serial_key(day: str) -> str:
-    return SERIAL_KEY.format(day=day)
+def serial_key(unit: str, second: str) -> str:
+    return SERIAL_KEY.format(unit=unit, second=second)
 
 
 def reply_code_key(code: str) -> str:

@@ -17,22 +17,27 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from warning.approval import NEVER_SENT, check_approvable, update_waits
+from warning.audience import NO_RECIPIENTS
 from warning.audit import AuditLog
 from warning.cap import parse_cap
-from warning.cap_emit import make_identifier
+from warning.cap_emit import MAX_SERIAL, make_identifier
 from warning.clock import Clock
 from warning.delivery_store import Row
 from warning.drafting import CN_TZ, Draft, build_content, parse_draft
-from warning.errors import BadRequest, Conflict, EarlyWarningError, Forbidden, NotFound
+from warning.errors import BadRequest, Conflict, EarlyWarningError, Forbidden, NotFound, TooManyRequests
 from warning.model import EarlyWarning, MsgType, Reference, Status, WarningState
+from warning.places import PART, Places, resolve_areas
 from warning.policy import LEVELS, Policy
 from warning.record import CLOSED_STATES, LIVE_STATES, WarningRecord
 from warning.reference import EventType
 from warning.warning_store import StaleRecord, Then, WarningStore
+from warning.wording import mark_change, with_sender_name
 
 logger = logging.getLogger(__name__)
 #: CAP messages are remembered this long for deduplication (push and poll of the same document)
 DEDUP_TTL_S = 30 * 86400
+#: how long a message waits for a free identifier serial (ten per second per unit) before it is refused
+SERIAL_WAIT_S = 3
 #: how often a person's change is decided again when the record keeps changing under it (each retry means
 #: some other change went through, so this is only reached under a storm of changes to one warning)
 CAS_ATTEMPTS = 50
@@ -102,21 +107,57 @@ class WarningService:
     """Every change to a warning goes through here, recorded with who and when."""
 
     def __init__(self, *, store: WarningStore, audit: AuditLog, policy: Policy, event_types: Mapping[str, EventType],
-                 roles: Mapping[str, Any], issuer: Mapping[str, Any], dispatch: Dispatch, clock: Clock) -> None:
+                 roles: Mapping[str, Any], issuer: Mapping[str, Any], dispatch: Dispatch, clock: Clock,
+                 places: Places | None = None, reaches: Callable[[WarningRecord], Awaitable[bool]] | None = None
+                 ) -> None:
         self.store, self.audit, self.policy = store, audit, policy
         self.event_types, self.roles, self.issuer = event_types, roles, issuer
         self.dispatch, self.clock = dispatch, clock
+        #: the region tree's names: places are named in areaDesc, and a feed's areaDesc names are resolved
+        self.places = places or Places({})
+        #: whether a version reaches anyone (None: not checked); one that reaches nobody waits, never sent
+        self.reaches = reaches
 
     # ---- shared steps ------------------------------------------------------------------------
     def new_id(self) -> str:
         """A fresh warning id (the API reserves one per Idempotency-Key before creating)."""
         return f"w{self.clock.now().astimezone(CN_TZ):%Y%m%d}{secrets.token_hex(4)}"
 
-    async def _identifier(self, now: datetime) -> str:
-        local = now.astimezone(CN_TZ)
-        serial = await self.store.next_serial(local.strftime("%Y%m%d"))
-        return make_identifier(str(self.issuer.get("code", "000000")), str(self.issuer.get("unit", "00000000")),
-                               local, serial)
+    async def _identifier(self, now: datetime) -> tuple[str, datetime]:
+        """A GB/T 35965.1 identifier for a message of ours made at `now`, and the time it stands for (the message's
+        `sent`). Its serial N is one digit, so a unit issues at most ten messages in one second: an eleventh waits
+        for the next second (on the service's clock), and after SERIAL_WAIT_S seconds of waiting is refused (429,
+        Retry-After: 1)."""
+        code, unit = str(self.issuer.get("code", "000000")), str(self.issuer.get("unit", "00000000"))
+        for waited_s in range(SERIAL_WAIT_S + 1):
+            local = now.astimezone(CN_TZ).replace(microsecond=0)
+            serial = await self.store.next_serial(code + unit, f"{local:%Y%m%d%H%M%S}")
+            if serial <= MAX_SERIAL:
+                return make_identifier(code, unit, local, serial), now
+            if waited_s == SERIAL_WAIT_S:
+                break
+            await self.clock.sleep(1 - now.microsecond / 1e6)
+            now = self.clock.now()
+        raise TooManyRequests("too many messages this second", "本单位每秒最多发布10条预警信息（GB/T 35965.1 标识序号为"
+                              "0-9），请稍后重试 at most ten messages per second per issuing unit (the identifier's "
+                              "serial is one digit): send it again in a moment", retry_after_s=1)
+
+    def _area_desc(self, draft: Draft) -> str:
+        """The area by name for <areaDesc>: the places of its codes, else a part of the office's county."""
+        named = self.places.describe(draft.areas, max_chars=None) if draft.areas else ""
+        county = self.places.name(str(self.issuer.get("code", "")))
+        return named or (county + PART if county else "")
+
+    async def _problem(self, record: WarningRecord) -> str:
+        """NO_RECIPIENTS when the version would be sent and reaches nobody, with nobody reached by an earlier one;
+        "" otherwise. Such a version waits in pending_approval: it leaves by an update that reaches someone, by an
+        approval once someone is in its area, or by a cancellation."""
+        if (self.reaches is None or record.content.status in NEVER_SENT or record.issued_version > 0
+                or record.msg_type is MsgType.CANCEL or await self.reaches(record)):
+            return ""
+        logger.warning("warning %s v%d reaches nobody (no contact or device in its area): it waits in pending_approval",
+                       record.id, record.version)
+        return NO_RECIPIENTS
 
     def _expiry(self, draft: Draft, now: datetime) -> datetime:
         return draft.expires or now + timedelta(seconds=self.policy.for_level(draft.level.value).default_expiry_s)
@@ -127,6 +168,7 @@ class WarningService:
 
     def _issued(self, record: WarningRecord, now: datetime) -> Change:
         """`record` made the live version: sent, unless its status is never sent."""
+        record = record.with_(problem="")
         if record.content.status in NEVER_SENT:
             # Test and Draft never reach a provider: recorded, not sent
             done = record.with_(state=WarningState.ACTIVE, issued_version=record.version, submitted_version=0,
@@ -194,9 +236,11 @@ class WarningService:
         """A new manual warning: waits for approval at the levels the policy marks, else goes out."""
         now = self.clock.now()
         draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        identifier, now = await self._identifier(now)
         expires = self._expiry(draft, now)
-        content = build_content(draft, identifier=await self._identifier(now), sender=str(self.issuer["sender"]),
-                                sender_name=str(self.issuer["name"]), now=now, expires=expires)
+        content = build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
+                                sender_name=str(self.issuer["name"]), now=now, expires=expires,
+                                area_desc=self._area_desc(draft))
         wid = warning_id or self.new_id()
         needs = self.policy.needs_approval(draft.level.value) and draft.status not in NEVER_SENT
         record = WarningRecord(
@@ -205,9 +249,12 @@ class WarningService:
             reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=actor.name,
             roles=draft.roles, sites=draft.sites, identifiers=(content.identifier,),
         )
-        change = Change(record, "draft") if needs else self._issued(record, now)
+        problem = await self._problem(record)
+        record = record.with_(problem=problem)
+        change = Change(record, "draft") if needs or problem else self._issued(record, now)
         await self.store.create(change.after, actor=actor.name, action="draft", then=change.then, plan=change.plan,
-                                level=draft.level.value, status=draft.status.value, role=actor.role)
+                                level=draft.level.value, status=draft.status.value, role=actor.role,
+                                **({"problem": problem} if problem else {}))
         await self._follow_through(change, None)
         return change.after
 
@@ -225,6 +272,9 @@ class WarningService:
 
         async def decide(record: WarningRecord) -> Change:
             check_approvable(record, approver=actor.name, version=version, override=override)
+            if await self._problem(record):
+                raise Conflict("no recipients", "预警区域内没有任何接收人，请更新预警区域或解除预警 nobody is in the "
+                                                "warning's area: update its area, or cancel it")
             now = self.clock.now()
             approved = record.with_(approver=actor.name, override_reason=reason.strip() if override else None,
                                     updated_at=now)
@@ -244,15 +294,18 @@ class WarningService:
         """A new version (CAP Update): everyone in the old and the new audience gets it."""
         now = self.clock.now()
         draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        identifier, now = await self._identifier(now)
         expires = self._expiry(draft, now)
-        identifier = await self._identifier(now)
 
         async def decide(record: WarningRecord) -> Change:
             if record.state in CLOSED_STATES:
                 raise self._closed(record)
             content = build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
                                     sender_name=str(self.issuer["name"]), now=now, expires=expires,
-                                    msg_type=MsgType.UPDATE, references=await self._references(record))
+                                    msg_type=MsgType.UPDATE, references=await self._references(record),
+                                    area_desc=self._area_desc(draft))
+            live = await self._previous_issued(record)
+            content = mark_change(live.content if live is not None else record.content, content)
             if content.is_exercise != record.is_exercise:
                 raise Conflict("status mismatch", "演练与正式预警不能互相转换 an update cannot turn a drill into a live "
                                                   "warning or back")
@@ -261,8 +314,12 @@ class WarningService:
                 version=record.version + 1, content=content, updated_at=now, expires_at=expires, roles=draft.roles,
                 sites=draft.sites, identifiers=(*record.identifiers, content.identifier), approver=None,
                 override_reason=None, drafter=actor.name if waits else record.drafter)
-            detail = {"level": draft.level.value, "pending_approval": waits}
-            if waits:
+            problem = await self._problem(updated)
+            updated = updated.with_(problem=problem)
+            detail: dict[str, object] = {"level": draft.level.value, "pending_approval": waits or bool(problem)}
+            if problem:
+                detail["problem"] = problem
+            if waits or problem:
                 return Change(updated.with_(state=WarningState.PENDING_APPROVAL, submitted_version=(
                     record.submitted_version if record.state is WarningState.PENDING_APPROVAL else updated.version)),
                     "update", detail)
@@ -274,8 +331,7 @@ class WarningService:
 
     async def cancel(self, warning_id: str, actor: Actor, *, reason: str = "") -> WarningRecord:
         """解除: everyone who was sent the warning is told; nothing more of it goes out. Never waits."""
-        now = self.clock.now()
-        identifier = await self._identifier(now)
+        identifier, now = await self._identifier(self.clock.now())
 
         async def decide(record: WarningRecord) -> Change:
             if record.state in CLOSED_STATES:
@@ -286,9 +342,11 @@ class WarningService:
             content = base.with_(identifier=identifier, sent=now.astimezone(CN_TZ).replace(microsecond=0),
                                  msg_type=MsgType.CANCEL, references=await self._references(record),
                                  note=reason or None)
+            # a person's cancellation is the office's, also of a warning relayed from a feed
+            content = with_sender_name(content, str(self.issuer["name"]))
             cancelled = record.with_(version=record.version + 1, content=content, state=WarningState.CANCELLED,
                                      updated_at=now, identifiers=(*record.identifiers, content.identifier),
-                                     submitted_version=0)
+                                     submitted_version=0, problem="")
             return Change(cancelled, "cancel", {"reason": reason, "was": record.state.value},
                           plan=live is not None and base.status not in NEVER_SENT, withdraw="cancelled")
 
@@ -358,7 +416,7 @@ class WarningService:
     async def ingest(self, data: bytes, actor: Actor, *, warning_id: str | None = None) -> IngestResult:
         """Take in a CAP document: dedup by sender + identifier, then alert, update or cancel. The feed is the
         caller's token: its name is the feed's name."""
-        content = parse_cap(data, event_types=self.event_types)
+        content = resolve_areas(parse_cap(data, event_types=self.event_types), self.places)
         now = self.clock.now()
         wid = warning_id or self.new_id()
         seen = await self.store.claim_cap(content.sender, content.identifier, wid, DEDUP_TTL_S)
@@ -398,10 +456,12 @@ class WarningService:
             reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=_drafter(actor),
             identifiers=(content.identifier,), feed=actor.name,
         )
-        change = Change(record, "ingest") if hold else self._issued(record, now)
+        problem = await self._problem(record)
+        record = record.with_(problem=problem)
+        change = Change(record, "ingest") if hold or problem else self._issued(record, now)
         await self.store.create(change.after, actor=actor.name, action="ingest", then=change.then, plan=change.plan,
                                 identifier=content.identifier, sender=content.sender, feed=actor.name,
-                                status=content.status.value)
+                                status=content.status.value, **({"problem": problem} if problem else {}))
         await self._follow_through(change, None)
         return IngestResult(id=wid, duplicate=False, state=change.after.state.value)
 
@@ -426,15 +486,20 @@ class WarningService:
                                override_reason=None)
             detail = {"identifier": content.identifier, "via": "cap"}
             if closing:
-                return Change(nxt.with_(state=WarningState.CANCELLED, submitted_version=0), "cancel", detail,
+                return Change(nxt.with_(state=WarningState.CANCELLED, submitted_version=0, problem=""), "cancel", detail,
                               plan=record.issued_version > 0 and content.status not in NEVER_SENT,
                               withdraw="cancelled")
-            nxt = nxt.with_(expires_at=content.expires or record.expires_at)
-            if level not in auto or content.status is Status.DRAFT:
+            live = await self._previous_issued(record)
+            nxt = nxt.with_(expires_at=content.expires or record.expires_at,
+                            content=mark_change(live.content if live is not None else record.content, content))
+            problem = await self._problem(nxt)
+            nxt = nxt.with_(problem=problem)
+            if level not in auto or content.status is Status.DRAFT or problem:
                 return Change(nxt.with_(state=WarningState.PENDING_APPROVAL, drafter=_drafter(actor),
                                         submitted_version=(record.submitted_version if record.state is
                                                            WarningState.PENDING_APPROVAL else nxt.version)),
-                              "update", {**detail, "pending_approval": True})
+                              "update", {**detail, "pending_approval": True, **({"problem": problem} if problem
+                                                                                else {})})
             issued = self._issued(nxt, now)
             return Change(issued.after, "update", detail, issued.then, issued.plan,
                           withdraw="superseded" if record.issued_version > 0 else None)

@@ -129,8 +129,10 @@ class Area:
 
     @classmethod
     def of_regions(cls, desc: str, codes: tuple[str, ...], **more: Any) -> Area:
-        """An area for region codes, carrying them as GB2260 geocodes too (so that CAP output keeps them)."""
-        return cls(desc=desc, geocodes=tuple(("GB2260", c) for c in codes), region_codes=tuple(codes), **more)
+        """An area for region codes, carrying them as GB2260 geocodes too (so that CAP output keeps them), in the
+        12-digit form of GB/T 35965.1 (510722101 → 510722101000)."""
+        return cls(desc=desc, geocodes=tuple(("GB2260", c + "0" * (12 - len(c))) for c in codes),
+                   region_codes=tuple(codes), **more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,13 +268,15 @@ def choose_info(infos: tuple[Info, ...]) -> Info | None:
     return infos[0] if infos else None
 
 
-#: geocode names whose values are GB/T 2260 administrative division codes
-REGION_GEOCODES = frozenset({"gb2260", "adcode", "行政区划代码"})
+#: geocode names whose values are GB/T 2260 administrative division codes (compared without spaces, any case):
+#: GB2260 (what feeds in the wild and our own output write), GB/T 2260, ADCODE, 行政区划代码, areaCode
+REGION_GEOCODES = frozenset({"gb2260", "gb/t2260", "adcode", "行政区划代码", "areacode"})
 
 
 def is_region_geocode(name: str) -> bool:
-    """Whether a geocode's valueName says it carries a region code (GB2260, ADCODE, 行政区划代码)."""
-    return name.strip().casefold() in REGION_GEOCODES
+    """Whether a geocode's valueName says it carries a region code (GB2260, GB/T 2260, ADCODE, 行政区划代码,
+    areaCode)."""
+    return "".join(name.split()).casefold() in REGION_GEOCODES
 
 
 def region_code(value: str) -> str | None:

@@ -41,6 +41,8 @@ class WarningRecord:
     #: the version first submitted in the current approval round (an approval without `version` takes only
     #: that one); 0 when nothing waits
     submitted_version: int = 0
+    #: why the version waits although nobody has to approve it: "no_recipients" (its audience is empty); "" none
+    problem: str = ""
 
     @property
     def level(self) -> Level:
@@ -73,7 +75,7 @@ class WarningRecord:
             "roles": json.dumps(list(self.roles)) if self.roles is not None else "",
             "sites": json.dumps(list(self.sites)), "identifiers": json.dumps(list(self.identifiers)),
             "feed": self.feed or "", "issued_version": str(self.issued_version),
-            "submitted_version": str(self.submitted_version), "level": self.level.value,
+            "submitted_version": str(self.submitted_version), "problem": self.problem, "level": self.level.value,
             "status": self.content.status.value,
         }
 
@@ -89,7 +91,7 @@ class WarningRecord:
             roles=tuple(json.loads(h["roles"])) if h.get("roles") else None,
             sites=tuple(json.loads(h.get("sites") or "[]")), identifiers=tuple(json.loads(h.get("identifiers") or "[]")),
             feed=h.get("feed") or None, issued_version=int(h.get("issued_version") or 0),
-            submitted_version=int(h.get("submitted_version") or 0),
+            submitted_version=int(h.get("submitted_version") or 0), problem=h.get("problem") or "",
         )
 
     def summary(self) -> dict[str, Any]:
@@ -108,4 +110,5 @@ class WarningRecord:
             "reply_code": self.reply_code, "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(), "expires_at": self.expires_at.isoformat(),
             "issued_version": self.issued_version, "submitted_version": self.submitted_version,
+            "problem": self.problem or None,
         }

@@ -5,16 +5,18 @@ StrictUndefined; TwiML (`voice/gather.xml.j2`) in a sandbox with autoescape on. 
 is one piece of the message: lines are stripped and joined (with no space in Chinese, one space in
 English), so templates stay readable and messages carry no stray whitespace.
 
-SMS length (red and orange): when the long form needs more than MAX_PARTS_URGENT parts, the short
-form (`{msg_type}_short.{lang}.txt.j2`) is used. Nothing is ever cut: if the short form is still
-too long, the whole short text is sent and `too_long` is set and logged, because a warning that
+SMS length: each level has its limit of parts (SMS_PART_LIMITS; red and orange 2). When the long form
+of a red or orange SMS needs more, the same template is rendered again in its short form: the issuer's
+`sms_summary` in place of the description, or else the description trimmed to its first sentences or
+clauses (warning.wording.trimmed), the longest that fits. The instruction is never cut: if even the
+shortest form is too long, it is sent whole and `too_long` is set and logged, because a warning that
 arrives in three parts is better than one that lost its instruction.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from markupsafe import Markup
 
 from warning.channel import GATHER_URL_SLOT, ChannelKind
 from warning.sms_text import measure
+from warning.wording import trimmed
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +37,18 @@ MAX_PARTS_URGENT = 2
 #: Any SMS beyond this many parts is flagged too long (Kannel's max-messages; carriers drop longer ones).
 MAX_PARTS = 10
 URGENT_LEVELS = frozenset({"red", "orange"})
+#: the most parts an SMS of each level may have
+SMS_PART_LIMITS = {"red": MAX_PARTS_URGENT, "orange": MAX_PARTS_URGENT, "yellow": MAX_PARTS, "blue": MAX_PARTS}
 LEVEL_COLOURS = {"red": "#E60012", "orange": "#FF8C00", "yellow": "#FFD400", "blue": "#1E6FD9"}
 LEVEL_EN = {"red": "red", "orange": "orange", "yellow": "yellow", "blue": "blue"}
+LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 #: <Say language> per message language (Twilio's Mandarin voices are cmn-CN).
 SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-US"}
 MSG_TYPES = ("alert", "update", "cancel")
+#: the longest list of area names said in full; a longer one is said as `area_summary` (潼川镇等5个镇)
+MAX_AREA_CHARS = 15
+#: voice scripts give the details in at most about this many characters
+MAX_BRIEF_CHARS = 40
 
 
 class TemplateMissing(LookupError):
@@ -57,23 +67,61 @@ class MessageContext:
     headline: str
     description: str
     instruction: str
-    area_names: tuple[str, ...]
+    area_names: tuple[str, ...]  # 潼川镇, 芦溪镇白鹤村 (names, never codes)
     msg_type: str  # alert | update | cancel
     exercise: bool
     reply_code: str  # e.g. K7Q
     several_open: bool  # several warnings are open for this person: the reply hint names the code
-    issued_at: str  # as shown to people, e.g. 7月1日10时
-    issuer_name: str
+    issued_at: str  # Beijing time as shown to people: 12月1日12时35分
+    issuer_name: str  # who issued it: the feed's <senderName> (三台县气象台), else [issuer] name
     lang: str = "zh-CN"
     colour: str = ""  # #RRGGBB; empty: the level's default
+    area_summary: str = ""  # 潼川镇等5个镇: said instead of the list when the list is long
+    asks_ack: bool = True  # the level asks people to confirm (ack_deadline_s > 0)
+    level_change: str = ""  # an update: up | down | ""
+    previous_level: str = ""  # an update that changed the level: the level before (orange)
+    area_change: str = ""  # an update: wider | narrower | moved | ""
+    reason: str = ""  # a cancellation's reason, when one was given
+    sms_summary: str = ""  # the issuer's own text for SMS, in place of the description
+    met: bool = True  # a weather warning (CAP category Met): a cancellation says to keep watching the weather
+    issued_at_en: str = ""  # 1 Dec 12:35 (UTC+8)
+    #: the details an SMS gives when its short form is rendered (None: the description, or sms_summary)
+    short_details: str | None = None
 
-    def variables(self) -> dict[str, Any]:
-        """The template namespace: the fields plus derived words."""
+    def variables(self, written_in: str | None = None) -> dict[str, Any]:
+        """The template namespace: the fields plus derived words, for a template written in `written_in` (default:
+        the recipient's language; a fallback template keeps its own)."""
         out = asdict(self)
+        zh = (written_in or self.lang).startswith("zh")
         out["colour"] = self.colour or LEVEL_COLOURS.get(self.level, "#E60012")
         out["level_en"] = LEVEL_EN.get(self.level, self.level)
-        out["areas"] = "、".join(self.area_names) if self.lang.startswith("zh") else ", ".join(self.area_names)
+        out["previous_level_zh"] = LEVEL_ZH.get(self.previous_level, "")
+        out["previous_level_en"] = LEVEL_EN.get(self.previous_level, self.previous_level)
+        listed = ("、" if zh else ", ").join(self.area_names)
+        out["areas"] = self.area_summary if self.area_summary and len(listed) > MAX_AREA_CHARS else listed
+        details = self.details()
+        out["details"] = details
+        out["sms_details"] = self.short_details if self.short_details is not None else (self.sms_summary or details)
+        out["brief"] = self.brief()
         return out
+
+    def brief(self) -> str:
+        """The details as a voice script says them: the issuer's summary, or the description's first sentences
+        that fit in MAX_BRIEF_CHARS."""
+        if self.sms_summary:
+            return self.sms_summary
+        details = self.details()
+        if len(details) <= MAX_BRIEF_CHARS:
+            return details
+        return next((t for t in trimmed(details) if len(t) <= MAX_BRIEF_CHARS), "")
+
+    def details(self) -> str:
+        """What is happening: the description, else the headline unless it only names the warning again."""
+        if self.description.strip():
+            return self.description.strip()
+        headline = self.headline.strip()
+        restates = "预警" in headline and self.event_zh in headline or "warning" in headline.casefold()
+        return "" if restates else headline
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +182,7 @@ class Renderer:
         """(rendered text, template name) for one template of `kind`."""
         template = self._pick(kind, name, ctx.lang)
         written_in = "zh" if ".zh" in str(template.name) else ctx.lang  # a fallback template keeps its own joining
-        return _join(template.render(ctx.variables()), written_in), str(template.name)
+        return _join(template.render(ctx.variables(written_in)), written_in), str(template.name)
 
     def render(self, kind: ChannelKind | str, ctx: MessageContext) -> Rendered:
         """The message for one channel kind and context."""
@@ -157,13 +205,13 @@ class Renderer:
         text, name = self.text("sms", ctx.msg_type, ctx)
         length = measure(text)
         form = "long"
-        if ctx.level in URGENT_LEVELS and length.parts > MAX_PARTS_URGENT:
-            try:
-                text, name = self.text("sms", f"{ctx.msg_type}_short", ctx)
+        limit = sms_part_limit(ctx.level)
+        if ctx.level in URGENT_LEVELS and length.parts > limit:
+            for shorter in _shorter(ctx):
+                text, name = self.text("sms", ctx.msg_type, shorter)
                 length, form = measure(text), "short"
-            except TemplateMissing:
-                logger.warning("no short SMS template for %s/%s; sending the long form", ctx.msg_type, ctx.lang)
-        limit = MAX_PARTS_URGENT if ctx.level in URGENT_LEVELS else MAX_PARTS
+                if length.parts <= limit:
+                    break
         too_long = length.parts > limit
         if too_long:
             logger.warning("SMS for %s %s is %d parts (limit %d); sent whole, not cut", ctx.level, ctx.msg_type,
@@ -177,6 +225,22 @@ class Renderer:
         say = SAY_LANGUAGE.get(lang, "cmn-CN" if lang.startswith("zh") else "en-US")
         return _join(template.render(script=script, say_language=say, repeat=repeat,
                                      gather_url=Markup(GATHER_URL_SLOT)), "zh")
+
+
+def sms_part_limit(level: str) -> int:
+    """The most parts an SMS of `level` may have (SMS_PART_LIMITS)."""
+    return SMS_PART_LIMITS.get(level, MAX_PARTS)
+
+
+def _shorter(ctx: MessageContext) -> list[MessageContext]:
+    """Shorter forms of an SMS, longest first: the list of places as its summary, then the details (or a
+    cancellation's reason) trimmed to fewer sentences and clauses, then without them. The instruction stays."""
+    base = replace(ctx, area_names=(ctx.area_summary,)) if ctx.area_summary else ctx
+    if ctx.msg_type == "cancel":
+        return [base, *(replace(base, reason=r) for r in trimmed(ctx.reason)), replace(base, reason="")]
+    if ctx.sms_summary:
+        return [base]  # the issuer's own summary is never cut
+    return [base, *(replace(base, short_details=d) for d in trimmed(ctx.details())), replace(base, short_details="")]
 
 
 @lru_cache(maxsize=8)

@@ -24,6 +24,8 @@ REPLY_CODE_LEN = 3
 #: an open warning's reply code outlives its expiry by this much (the expiry sweep frees it)
 REPLY_CODE_SLACK_S = 3600
 reply_code_key = keys.reply_code_key
+#: a second's identifier counter is kept this long (clocks of several processes may differ a little)
+SERIAL_TTL_S = 120
 
 #: audit entries written with a change after its own (action, detail), e.g. an approval and its issue
 Then = Sequence[tuple[str, Mapping[str, object]]]
@@ -187,10 +189,12 @@ class WarningStore:
         found: str | None = await self.redis.get(reply_code_key(code.upper()))
         return found
 
-    async def next_serial(self, day: str) -> int:
-        key = keys.serial_key(day)
+    async def next_serial(self, unit: str, second: str) -> int:
+        """The next serial (0, 1, 2, ...) of the unit's identifiers in this second (GB/T 35965.1 N); above 9 the
+        second is used up."""
+        key = keys.serial_key(unit, second)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
-            pipe.expire(key, 3 * 86400)
+            pipe.expire(key, SERIAL_TTL_S)
             n, _ = await pipe.execute()
-        return int(n)
+        return int(n) - 1

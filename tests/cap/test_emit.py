@@ -74,7 +74,7 @@ def test_missing_language_is_written_zh_cn() -> None:
     assert SafeET.fromstring(emit_cap(bare)).findtext(f"{CAP}info/{CAP}language") == "zh-CN"
 
 
-def test_region_codes_without_geocodes_are_written_as_gb2260() -> None:
+def test_region_codes_without_geocodes_are_written_as_12_digit_gb2260() -> None:
     w = ours()
     assert w.info is not None
     info = Info(**{**{f: getattr(w.info, f) for f in w.info.__slots__},
@@ -82,7 +82,7 @@ def test_region_codes_without_geocodes_are_written_as_gb2260() -> None:
     root = SafeET.fromstring(emit_cap(w.with_(infos=(info,))))
     geocode = root.find(f"{CAP}info/{CAP}area/{CAP}geocode")
     assert geocode is not None
-    assert (geocode.findtext(f"{CAP}valueName"), geocode.findtext(f"{CAP}value")) == ("GB2260", "510726100")
+    assert (geocode.findtext(f"{CAP}valueName"), geocode.findtext(f"{CAP}value")) == ("GB2260", "510726100000")
     assert parse_cap(emit_cap(w.with_(infos=(info,)))).region_codes == ("510726100",)
 
 

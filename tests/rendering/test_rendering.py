@@ -1,4 +1,5 @@
-"""Message templates: golden outputs, exercise marker, cancel wording, reply codes, short forms, sandbox, TwiML."""
+"""Message templates: golden outputs, drill marks, cancel and update wording, reply hints, short forms, sandbox,
+TwiML."""
 
 from __future__ import annotations
 
@@ -29,40 +30,72 @@ def ctx(**kw: Any) -> MessageContext:
 
 def test_sms_alert_golden() -> None:
     r = render("sms", CTX)
-    assert r.text == ("【三台县应急管理局】暴雨红色预警：预计未来3小时三台县北部降雨量将达100毫米以上。"
-                      "请立即转移至安全地点。回复1确认")
-    assert (r.encoding, r.chars, r.parts, r.form, r.too_long) == ("ucs2", 58, 1, "long", False)
+    assert r.text == ("【三台县应急管理局】三台县应急管理局7月1日10时发布芦溪镇、北坝镇暴雨红色预警："
+                      "预计未来3小时三台县北部降雨量将达100毫米以上。请立即转移至安全地点。回复1确认")
+    assert (r.encoding, r.chars, r.parts, r.form, r.too_long) == ("ucs2", 82, 2, "long", False)
 
 
 def test_sms_alert_english_golden() -> None:
-    r = render("sms", ctx(lang="en", description="Over 100 mm of rain in 3 hours", instruction="Move to safety now"))
-    assert r.text == ("【三台县应急管理局】Rainstorm red warning: Over 100 mm of rain in 3 hours. Move to safety now. "
-                      "Reply 1 to confirm.")
+    r = render("sms", ctx(lang="en", description="Over 100 mm of rain in 3 hours", instruction="Move to safety now",
+                          issued_at_en="1 Jul 10:00 (UTC+8)", level="yellow"))
+    assert r.text == ("【三台县应急管理局】 三台县应急管理局 issued a Rainstorm yellow warning for 芦溪镇, 北坝镇 at 1 Jul 10:00 "
+                      "(UTC+8): Over 100 mm of rain in 3 hours. Move to safety now. Reply 1 to confirm.")
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 @pytest.mark.parametrize("msg_type", ["alert", "update", "cancel"])
-def test_exercise_marker_right_after_signature(lang: str, msg_type: str) -> None:
+def test_exercise_marker_right_after_signature_and_no_other_bracket_pair(lang: str, msg_type: str) -> None:
     text = render("sms", ctx(exercise=True, lang=lang, msg_type=msg_type)).text
-    assert text.startswith("【三台县应急管理局】【演练】")
-    assert "【演练】" not in render("sms", ctx(lang=lang, msg_type=msg_type)).text
+    assert text.startswith("【三台县应急管理局】（演练）" if lang == "zh-CN" else "【三台县应急管理局】(Exercise)")
+    assert text.count("【") == text.count("】") == 1
+    assert "演练" not in render("sms", ctx(lang=lang, msg_type=msg_type)).text
 
 
-@pytest.mark.parametrize("kind", ["voice", "escreen", "broadcast"])
-def test_exercise_marked_on_every_channel(kind: str) -> None:
-    text = render(kind, ctx(exercise=True)).text
-    assert text.startswith(("【演练】", "这是演练。"))
+@pytest.mark.parametrize("msg_type", ["alert", "update", "cancel"])
+@pytest.mark.parametrize("kind", ["voice", "broadcast"])
+def test_a_drill_is_spoken_as_one_from_start_to_end(kind: str, msg_type: str) -> None:
+    text = render(kind, ctx(exercise=True, msg_type=msg_type)).text
+    assert text.startswith("演练") and text.endswith("演练结束。")
+    assert "演练" not in render(kind, ctx(msg_type=msg_type)).text
 
 
-def test_cancel_names_what_is_lifted_and_asks_no_reply() -> None:
-    text = render("sms", ctx(msg_type="cancel", description="降雨已明显减弱")).text
-    assert text == "【三台县应急管理局】三台县应急管理局解除芦溪镇、北坝镇暴雨红色预警。降雨已明显减弱。"
-    assert "解除" in render("voice", ctx(msg_type="cancel")).text
-    assert "CANCELLED" in render("sms", ctx(msg_type="cancel", lang="en")).text
+def test_an_e_screen_marks_a_drill_first() -> None:
+    assert render("escreen", ctx(exercise=True)).text.startswith("（演练）三台县应急管理局")
 
 
-def test_update_is_marked() -> None:
-    assert "预警（更新）：" in render("sms", ctx(msg_type="update")).text
+def test_cancel_says_what_by_whom_when_and_why_and_asks_no_reply() -> None:
+    text = render("sms", ctx(msg_type="cancel", issued_at="12月1日18时", reason="降雨已明显减弱")).text
+    assert text == ("【三台县应急管理局】三台县应急管理局12月1日18时解除芦溪镇、北坝镇暴雨红色预警。解除原因：降雨已明显减弱。"
+                    "请继续关注天气变化。")
+    assert CTX.description not in text and CTX.instruction not in text
+    plain = render("sms", ctx(msg_type="cancel", met=False)).text
+    assert plain.endswith("解除芦溪镇、北坝镇暴雨红色预警。危险已解除，请继续关注后续通知。")
+    voice = render("voice", ctx(msg_type="cancel")).text
+    assert "解除" in voice and "按1" not in voice
+    assert "lifted" in render("sms", ctx(msg_type="cancel", lang="en")).text
+
+
+@pytest.mark.parametrize(("change", "lead"), [
+    ({"level_change": "up", "previous_level": "orange"}, "三台县应急管理局7月1日10时将芦溪镇、北坝镇暴雨橙色预警升级为红色预警："),
+    ({"level_change": "down", "previous_level": "red", "level": "yellow", "level_zh": "黄色"},
+     "三台县应急管理局7月1日10时将芦溪镇、北坝镇暴雨红色预警降级为黄色预警："),
+    ({"area_change": "wider"}, "三台县应急管理局7月1日10时更新暴雨红色预警，范围扩大至芦溪镇、北坝镇："),
+    ({"area_change": "narrower", "area_names": ("芦溪镇",)}, "三台县应急管理局7月1日10时更新暴雨红色预警，范围缩小为芦溪镇："),
+    ({"area_change": "moved"}, "三台县应急管理局7月1日10时更新暴雨红色预警，范围调整为芦溪镇、北坝镇："),
+    ({"level_change": "up", "previous_level": "orange", "area_change": "wider"},
+     "三台县应急管理局7月1日10时将暴雨橙色预警升级为红色预警，范围扩大至芦溪镇、北坝镇："),
+    ({}, "三台县应急管理局7月1日10时更新芦溪镇、北坝镇暴雨红色预警："),
+])
+def test_an_update_says_what_changed(change: dict[str, Any], lead: str) -> None:
+    text = render("sms", ctx(msg_type="update", **change)).text
+    assert text.startswith("【三台县应急管理局】" + lead), text
+    assert render("voice", ctx(msg_type="update", **change)).text.startswith(lead[:-1] + "。")
+
+
+def test_only_a_level_that_asks_for_confirmation_says_reply_1() -> None:
+    assert "回复" not in render("sms", ctx(asks_ack=False)).text
+    assert "按1" not in render("voice", ctx(asks_ack=False)).text
+    assert "Reply" not in render("sms", ctx(asks_ack=False, lang="en")).text
 
 
 def test_reply_code_only_when_several_open() -> None:
@@ -73,11 +106,27 @@ def test_reply_code_only_when_several_open() -> None:
 
 
 @pytest.mark.parametrize("level", ["red", "orange"])
-def test_urgent_sms_uses_the_short_form_beyond_two_parts(level: str) -> None:
-    long_description = "预计未来6小时三台县北部降雨量将达150毫米以上，山洪、滑坡、泥石流等地质灾害风险极高" * 3
+def test_urgent_sms_keeps_a_trimmed_description_beyond_two_parts(level: str) -> None:
+    long_description = "预计未来6小时三台县北部降雨量将达150毫米以上，山洪、滑坡、泥石流等地质灾害风险极高。" * 3
     r = render("sms", ctx(level=level, description=long_description))
     assert r.form == "short" and r.parts <= 2 and not r.too_long
-    assert r.text == f"【三台县应急管理局】芦溪镇、北坝镇暴雨{CTX.level_zh}预警：请立即转移至安全地点。回复1确认"
+    assert r.text == (f"【三台县应急管理局】三台县应急管理局7月1日10时发布芦溪镇、北坝镇暴雨{CTX.level_zh}预警："
+                      "预计未来6小时三台县北部降雨量将达150毫米以上，山洪、滑坡、泥石流等地质灾害风险极高。"
+                      "请立即转移至安全地点。回复1确认")
+
+
+def test_a_long_list_of_places_becomes_its_summary_in_the_short_form() -> None:
+    many = tuple(f"{n}镇" for n in ("潼川", "芦溪", "石安", "富顺", "三元", "新德", "鲁班", "西平"))
+    long_description = "预计未来6小时三台县北部降雨量将达150毫米以上，山洪、滑坡、泥石流等地质灾害风险极高。" * 3
+    r = render("sms", ctx(area_names=many, area_summary="潼川镇等8个镇", description=long_description))
+    assert r.form == "short" and r.parts <= 2 and "发布潼川镇等8个镇暴雨红色预警：" in r.text
+
+
+def test_the_issuers_summary_replaces_the_description_in_sms_and_voice() -> None:
+    r = render("sms", ctx(sms_summary="3小时内降雨将超100毫米"))
+    assert "：3小时内降雨将超100毫米。请立即转移至安全地点。" in r.text and CTX.description not in r.text
+    assert "3小时内降雨将超100毫米" in render("voice", ctx(sms_summary="3小时内降雨将超100毫米")).text
+    assert CTX.description in render("escreen", ctx(sms_summary="3小时内降雨将超100毫米")).text
 
 
 def test_yellow_sms_keeps_the_long_form() -> None:
@@ -96,7 +145,8 @@ def test_never_cut_when_even_the_short_form_is_too_long() -> None:
 
 def test_voice_script_and_twiml() -> None:
     r = render("voice", CTX)
-    assert r.text == "三台县应急管理局发布芦溪镇、北坝镇暴雨红色预警。请立即转移至安全地点。请按1确认收到。"
+    assert r.text == ("三台县应急管理局7月1日10时发布芦溪镇、北坝镇暴雨红色预警。预计未来3小时三台县北部降雨量将达100毫米以上。"
+                      "请立即转移至安全地点。请按1确认收到。")
     twiml = r.meta["twiml"]
     assert GATHER_URL_SLOT in twiml
     root = ElementTree.fromstring(twiml.replace(GATHER_URL_SLOT, "https://x/hooks/twilio/gather?d=1").encode())

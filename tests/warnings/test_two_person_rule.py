@@ -149,6 +149,7 @@ async def test_approval_is_of_the_version_reviewed(world: World) -> None:
 
 
 async def test_whoever_updates_a_pending_draft_is_the_drafter_of_the_new_version(world: World) -> None:
+    await world.seed([person(1, VILLAGE_A)])
     _, w = await post(world, "issuer", "/api/v1/warnings", body())
     status, up = await post(world, "admin", f"/api/v1/warnings/{w['id']}/update", body(headline="改"))
     assert status == 200 and up["drafter"] == "admin"
@@ -167,6 +168,7 @@ async def test_a_bad_version_is_400_and_changes_nothing(world: World, version: A
 
 
 async def test_break_glass_is_admin_only_with_a_reason_and_audited(world: World) -> None:
+    await world.seed([person(1, VILLAGE_A)])
     _, w = await post(world, "issuer", "/api/v1/warnings", body())
     reason = "值班领导电话无法接通，情况紧急"
     assert (await post(world, "approver", f"/api/v1/warnings/{w['id']}/approve",
@@ -325,6 +327,7 @@ async def test_a_feed_cancellation_never_waits(make_world: WorldFactory) -> None
 
 
 async def test_an_admin_pushing_cap_is_held_to_the_level_policy(world: World) -> None:
+    await world.seed([person(1, VILLAGE_A)])
     status, res = await push(world, "admin", cap(world, "AD1", severity="Red"))
     assert status == 202 and res["state"] == "pending_approval"
     status, res = await push(world, "admin", cap(world, "AD2", severity="Blue"))

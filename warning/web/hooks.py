@@ -35,8 +35,8 @@ routes = ApiRoutes("webhooks")
 S = DeliveryState
 TWIML = "text/xml"
 FORBIDDEN = error_responses(403)
-HELP_ZH = "本号码用于发送预警信息。确认收到请回复1；有多条预警时回复1加预警编号（如：1 K7Q）。"
-HELP_EN = "Reply 1 to confirm a warning (1 and its code when several are open)."
+#: the help text (after the signature): what this number is and how to confirm; no Latin letters, no codes
+HELP_ZH = "本号码用于发送预警信息。收到预警短信后请回复1确认；同时有多条预警时，请按短信中的提示回复。"
 
 
 def public_base(request: web.Request) -> str:
@@ -125,22 +125,31 @@ async def twilio_status(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def reply_text(outcome: ReplyOutcome) -> str:
-    """What we answer a reply with: a confirmation, a thank-you for a report, or the help text."""
-    code = f"（编号{outcome.reply_code}）" if outcome.reply_code else ""
+def reply_text(outcome: ReplyOutcome, *, signature: str, title: str = "") -> str:
+    """What we answer a reply with (an SMS of ours: the signature first): a confirmation naming the warning, a
+    thank-you for a report, or the help text."""
+    title = title or outcome.headline or "预警信息"
     if outcome.kind == "acked":
-        return f"已确认收到「{outcome.headline}」{code}，谢谢。Confirmed, thank you."
+        return f"{signature}已确认收到「{title}」，谢谢。"
     if outcome.kind == "report":
-        return f"已收到您关于「{outcome.headline}」{code}的反馈，谢谢。确认收到预警请回复1。Report received."
-    return f"{HELP_ZH} {HELP_EN}"
+        return f"{signature}已收到您关于「{title}」的反馈，谢谢。如已收到预警，请回复1确认。"
+    return help_text(signature)
+
+
+def help_text(signature: str) -> str:
+    """The help text, signed."""
+    return f"{signature}{HELP_ZH}"
 
 
 async def _reply(services: Services, msg: InboundMessage) -> str:
+    signature = services.messages.issuer.signature
     try:
-        return reply_text(await services.replies.handle(msg))
+        outcome = await services.replies.handle(msg)
+        record = await services.warnings.get(outcome.warning_id) if outcome.warning_id else None
+        return reply_text(outcome, signature=signature, title=services.messages.title(record) if record else "")
     except Exception:  # a person must always get an answer
         logger.exception("reply on %s could not be handled", msg.channel)
-        return f"{HELP_ZH} {HELP_EN}"
+        return help_text(signature)
 
 
 @routes.post("/hooks/twilio/sms", summary="Inbound SMS (replies, 回执); answers TwiML (signed)", roles=None,
@@ -150,7 +159,7 @@ async def twilio_sms(request: web.Request) -> web.Response:
     services = request.app[services_key]
     msg = _inbound(services, "twilio", request.query.get("c", ""), form)
     twiml = MessagingResponse()
-    twiml.message(await _reply(services, msg) if msg is not None else f"{HELP_ZH} {HELP_EN}")
+    twiml.message(await _reply(services, msg) if msg is not None else help_text(services.messages.issuer.signature))
     return web.Response(text=str(twiml), content_type=TWIML)
 
 

@@ -13,7 +13,7 @@ import secrets
 from aiohttp import web
 from redis import exceptions as redis_errors
 
-from warning.errors import ApiError, CapParseError, ConfigError, DeliveryError, EarlyWarningError
+from warning.errors import ApiError, CapParseError, ConfigError, DeliveryError, EarlyWarningError, TooManyRequests
 from warning.logs import request_id_var
 from warning.web.keys import settings_key
 from warning.web.routing import Handler
@@ -105,6 +105,13 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         request_id_var.reset(token)
 
 
+def _api_error(exc: ApiError) -> web.Response:
+    response = json_error(exc.status, exc.error, exc.detail)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map domain errors and aiohttp HTTP errors to JSON; log anything unexpected as a 500."""
@@ -114,7 +121,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise web.HTTPMethodNotAllowed(request.method, shadowed)
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.detail)
+        return _api_error(exc)
     except CapParseError as exc:
         return json_error(400, "invalid CAP document", [{"path": p, "reason": r} for p, r in exc.problems])
     except (ConfigError, DeliveryError) as exc:

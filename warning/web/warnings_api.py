@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from warning.cap_emit import FeedEntry, atom_feed, emit_cap
+from warning.cap_emit import FeedEntry, atom_feed
 from warning.errors import BadRequest, NotFound
+from warning.issuer import cap_document
 from warning.lifecycle import Actor, Unfinished
 from warning.model import Scope, Status, WarningState
 from warning.record import WarningRecord
@@ -53,6 +54,9 @@ DRAFT_BODY = {"required": True, "content": {"application/json": {"schema": {
         "roles": {"type": "array", "nullable": True, "items": {"type": "string"}},
         "sites": {"type": "array", "items": {"type": "string"}},
         "status": {"type": "string", "enum": ["Actual", "Exercise", "Test"]},
+        "sms_summary": {"type": "string", "maxLength": 70,
+                        "description": "短信摘要: the issuer's own short text for SMS, in place of the description "
+                                       "(kept as the CAP parameter EW_SMS_SUMMARY); no 【】"},
         "expires": {"type": "string", "format": "date-time"}}}}}}
 
 
@@ -247,7 +251,8 @@ async def _cap_of(request: web.Request, record: WarningRecord) -> bytes:
         if found is None:
             raise NotFound("not found", f"no version {version}")
         content = found
-    return emit_cap(content)
+    services = request.app[services_key]
+    return cap_document(content, services.messages.issuer, services.event_types)
 
 
 @routes.get("/api/v1/warnings/{id}/cap", summary="The warning as CAP 1.2 XML (?version=n)", roles=READERS,
@@ -271,7 +276,9 @@ async def public_cap(request: web.Request) -> web.Response:
     record = await request.app[services_key].warnings.get(request.match_info["id"])
     if record is None or not _public(record):
         raise NotFound("not found", "no such public warning")
-    return web.Response(body=emit_cap(record.content), content_type="application/cap+xml", charset="utf-8")
+    services = request.app[services_key]
+    return web.Response(body=cap_document(record.content, services.messages.issuer, services.event_types),
+                        content_type="application/cap+xml", charset="utf-8")
 
 
 @routes.get("/feeds/cap.atom", summary="Active public warnings as an Atom feed of CAP", roles=None)
