@@ -58,6 +58,13 @@ async def test_new_entries_are_taken_once_ours_only_with_reasons(feeds_world: Wo
     assert {r["reason"] for r in h["recent_skips"]} >= {"未知事件类型 unknown event type: 外星人入侵"}
     assert {r["entry"] for r in h["recent_skips"]} == {"F1", "X1"}
     assert h["last_success"] is not None and h["last_error"] is None and h["lag_s"] == 0.0
+    metrics = await (await world.client.get("/metrics")).text()
+    for line in ('ew_feed_polls_total{feed="met",outcome="ok"} 1.0', 'ew_feed_lag_seconds{feed="met"} 0.0',
+                 'ew_feed_entries_total{feed="met",outcome="seen"} 4.0',
+                 'ew_feed_entries_total{feed="met",outcome="issued"} 1.0',
+                 'ew_feed_entries_total{feed="met",outcome="held"} 1.0',
+                 'ew_feed_entries_total{feed="met",outcome="skipped"} 2.0'):
+        assert line in metrics, line
 
     # the same index again: answered 304 (ETag), nothing fetched again, nothing new
     assert await p.poll() is True

@@ -13,7 +13,9 @@ from tests.dashboard.conftest import login
 from tests.feeds.conftest import FeedServer, WorldWithFeeds, poller
 from tests.feeds.test_cap_poll import health, warnings_of
 from tests.warnings.conftest import TONGCHUAN, VILLAGE_A, VILLAGE_B, World, person
+from warning import keys
 from warning.clock import FakeClock
+from warning.feeds.readings import Reading
 
 STATION = "60112345"
 THRESHOLDS = {"warning_level_m": 5.0, "guarantee_level_m": 6.5, "rain_prepare_mm": {"1h": 30, "3h": 50},
@@ -219,3 +221,19 @@ async def test_the_site_page_draws_readings_against_thresholds(feeds_world: Worl
     assert 'value="confirm"' not in page  # a viewer gets no buttons
     assert (await world.client.get(f"/dashboard/sites/{site['id']}?hours=abc")).status == 400
     assert (await world.client.get("/dashboard/sites/nosuch")).status == 404
+
+
+async def test_readings_are_kept_once_and_trimmed_to_the_retention(feeds_world: WorldWithFeeds,
+                                                                   feed_server: FeedServer, clock: FakeClock) -> None:
+    world = await feeds_world([hydro(feed_server, retention_s=90000)])
+    feeds = world.services.feeds
+    assert feeds is not None
+    store, now = feeds.gauges, clock.now()
+    first = Reading(STATION, now, 4.0)
+    assert await store.add(first, now=now, retention_s=90000) is True
+    assert await store.add(Reading(STATION, now, 4.5), now=now, retention_s=90000) is False  # one per time
+    assert await store.add(Reading(STATION, now - timedelta(seconds=90001), 4.0), now=now, retention_s=90000) is False
+    later = now + timedelta(seconds=90001)
+    assert await store.add(Reading(STATION, later, 4.2), now=later, retention_s=90000) is True
+    assert [r.water_level_m for r in await store.series(STATION, since=now - timedelta(days=9))] == [4.2]
+    assert 0 < await world.services.redis.ttl(keys.gauge_series_key(STATION)) <= 90000

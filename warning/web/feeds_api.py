@@ -10,7 +10,6 @@ from aiohttp import web
 from contacts.model import HazardSite
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.feeds.chart import charts
-from warning.feeds.gauge import LOOKBACK_S
 from warning.feeds.service import FeedService
 from warning.lifecycle import Actor
 from warning.web.contacts_api import json_ok
@@ -22,8 +21,9 @@ from warning.web.routing import READERS, ApiRoutes, path_param, principal, query
 routes = ApiRoutes("feeds")
 SITE = path_param("site", "hazard site id")
 HOURS = query_param("hours", "hours of readings, 1 to 72 (default 24)", schema={"type": "integer", "minimum": 1,
-                                                                              "maximum": 72})
-MAX_HOURS = LOOKBACK_S // 3600 * 3
+                                                                              "maximum": 72})  # MAX_HOURS
+#: the readings a page or a listing shows: at most three days (what a feed keeps by default)
+MAX_HOURS = 72
 DECIDERS = ("issuer", "admin")
 
 
