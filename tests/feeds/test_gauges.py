@@ -128,8 +128,10 @@ async def test_a_proposal_is_withdrawn_when_the_river_rises_and_a_person_may_kee
     await step(world, s, clock, None, 600)
     # on the site's page an issuer keeps the warning (a form with its CSRF token)
     await login(world.client, "issuer")
+    home = await (await world.client.get("/dashboard")).text()
+    assert f'href="/dashboard/sites/{site["id"]}"' in home and "建议解除的预警" in home  # the panel lists it
     page = await (await world.client.get(f"/dashboard/sites/{site['id']}")).text()
-    assert 'id="proposal"' in page and 'value="dismiss"' in page
+    assert 'id="proposal"' in page and 'value="dismiss"' in page and "待审签" in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
     bad = await world.client.post(f"/dashboard/sites/{site['id']}/proposal", data={"csrf": "x", "action": "dismiss"},
@@ -219,6 +221,7 @@ async def test_the_site_page_draws_readings_against_thresholds(feeds_world: Worl
     assert "时" in water and "http" not in water.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "准备转移 30毫米" in svgs[1] and "立即转移 80毫米" in svgs[2]
     assert 'value="confirm"' not in page  # a viewer gets no buttons
+    assert "水文（水位）站" in page and "东街社区" in page  # kinds and places named, not coded
     assert (await world.client.get(f"/dashboard/sites/{site['id']}?hours=abc")).status == 400
     assert (await world.client.get("/dashboard/sites/nosuch")).status == 404
 

@@ -13,7 +13,7 @@ from warning.feeds.chart import charts
 from warning.feeds.service import FeedService
 from warning.lifecycle import Actor
 from warning.web.contacts_api import json_ok
-from warning.web.dashboard import SESSION, render, signed_in
+from warning.web.dashboard import SESSION, STATE_ZH, render, signed_in
 from warning.web.keys import reference_key, registry_key, services_key, session_book_key, session_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
@@ -25,6 +25,8 @@ HOURS = query_param("hours", "hours of readings, 1 to 72 (default 24)", schema={
 #: the readings a page or a listing shows: at most three days (what a feed keeps by default)
 MAX_HOURS = 72
 DECIDERS = ("issuer", "admin")
+KIND_ZH = {"reservoir": "水库", "landslide": "滑坡", "debris_flow": "泥石流", "collapse": "崩塌",
+           "river_station": "水文（水位）站", "flood_point": "内涝点", "other": "其他"}
 
 
 def _feeds(request: web.Request) -> FeedService:
@@ -120,7 +122,8 @@ async def site_page(request: web.Request) -> web.Response:
     context: dict[str, Any] = {
         "site": site, "hours": hours, "charts": charts(series, site.thresholds, start=start, end=now, levels=levels),
         "latest": series[-1] if series else None, "warning": record.summary() if record else None,
-        "proposal": proposal, "may_decide": request[session_key].token.role in DECIDERS,
+        "proposal": proposal, "may_decide": request[session_key].token.role in DECIDERS, "kind_zh": KIND_ZH,
+        "state_zh": STATE_ZH,
         "places": _places(request, (site.region, *site.downstream)),
     }
     return render(request, "dashboard/site.html", context)
