@@ -133,9 +133,10 @@ def throttle_key(name: str, subject_digest: str, window: int) -> str:
 
 
 # --- polled feeds and gauges ----------------------------------------------------------------
-# Kept without an expiry: one small set of keys per configured feed and per gauge-watched site, bounded by the
-# configuration and the registry rather than by warnings (a feed's seen entries and a station's readings are trimmed
-# by time, the skipped list by length). The poll lease is the only one with a TTL.
+# Kept without an expiry (shared, like the registry's): one small set of keys per configured feed and per
+# gauge-watched site, bounded by the configuration and the registry rather than by warnings (a feed's seen entries
+# are trimmed by time, its skipped list by length; a site's state is removed when its crossing is over). A station's
+# readings are trimmed to the feed's retention and expire with it; the poll lease has a TTL.
 def feed_key(feed: str) -> str:
     """Hash: a polled feed's health (last success and error, counters, newest `sent`, conditional-request state)."""
     return f"{PREFIX}feed:{feed}"
@@ -172,3 +173,4 @@ def gauge_site_key(site_id: str) -> str:
 
 
 GAUGE_PROPOSALS = PREFIX + "gauge:proposals"  #: ZSET site id → when a cancellation was proposed (epoch s)
+GAUGE_OPEN = PREFIX + "gauge:open"  #: SET of site ids with a remembered crossing (their gauge_site_key hashes)

@@ -27,6 +27,8 @@ from warning.warning_store import WarningStore
 logger = logging.getLogger(__name__)
 #: how an ingest answer is counted
 HELD_STATES = ("pending_approval",)
+#: the lifecycle's answer when a change kept losing its compare-and-set: nothing was decided, so try again
+BUSY = "busy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,11 @@ class CapFeed:
             result = await self.lifecycle.ingest(data, self.actor)
         except Unfinished as exc:
             wid, state = exc.record.id, exc.record.state.value
-        except ApiError as exc:  # expired, no level, another sender's warning, a closed one: the reason is kept
+        except ApiError as exc:
+            if exc.error == BUSY:  # the warning kept changing under the follow-up: taken again at the next poll
+                await self.health.entry_error(self.config.name, f"条目 {key[:80]}: {exc.detail}")
+                return Taken(key, "retry", reason=str(exc.detail))
+            # expired, no level, another sender's warning, a closed one: not taken, the reason kept
             return await self._skip(key, f"{exc.error}: {exc.detail}")
         else:
             if result.duplicate:

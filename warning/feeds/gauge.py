@@ -52,7 +52,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return added
 """
-GAUGE_OPEN = keys.PREFIX + "gauge:open"  #: SET of site ids with a remembered crossing (their state hashes)
 
 
 class GaugeRegistry(Protocol):
@@ -93,11 +92,11 @@ class GaugeStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.gauge_site_key(site_id))
             if state is None:
-                pipe.srem(GAUGE_OPEN, site_id)
+                pipe.srem(keys.GAUGE_OPEN, site_id)
                 pipe.zrem(keys.GAUGE_PROPOSALS, site_id)
             else:
                 pipe.hset(keys.gauge_site_key(site_id), mapping={**state.to_hash(), "note": note})
-                pipe.sadd(GAUGE_OPEN, site_id)
+                pipe.sadd(keys.GAUGE_OPEN, site_id)
                 if state.proposed_at is not None:
                     pipe.zadd(keys.GAUGE_PROPOSALS, {site_id: state.proposed_at})
                 else:
@@ -108,7 +107,7 @@ class GaugeStore:
         return str(await self.redis.hget(keys.gauge_site_key(site_id), "note") or "")
 
     async def open_sites(self) -> list[str]:
-        return sorted(await self.redis.smembers(GAUGE_OPEN))
+        return sorted(await self.redis.smembers(keys.GAUGE_OPEN))
 
     async def proposals(self) -> list[tuple[str, float]]:
         return [(sid, float(at)) for sid, at in await self.redis.zrange(keys.GAUGE_PROPOSALS, 0, -1, withscores=True)]
@@ -195,10 +194,10 @@ class GaugeFeed:
             return Judged(site.id, "none", state.warning_id if state else "")
         decision = decide(state, crossing, warning_open=is_open, now=now.timestamp(),
                           clear_after_s=self.rules.clear_after_s)
-        return await self._act(site, decision, state, crossing, found, series, record)
+        return await self._act(site, decision, state, crossing, found, series)
 
     async def _act(self, site: HazardSite, decision: Decision, before: SiteState | None, crossing: Crossing | None,
-                   found: Sequence[Crossing], series: Sequence[Reading], record: WarningRecord | None) -> Judged:
+                   found: Sequence[Crossing], series: Sequence[Reading]) -> Judged:
         action = decision.action
         if action == "draft":
             assert crossing is not None

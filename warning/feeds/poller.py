@@ -22,6 +22,8 @@ from warning.feeds.index import FeedDocumentError
 logger = logging.getLogger(__name__)
 #: the longest wait between attempts of a failing feed (a feed polled less often waits its interval)
 MAX_BACKOFF_S = 900.0
+#: how much longer than a round a poll lease is held
+LEASE_MARGIN_S = 30.0
 
 Handler = Callable[[bytes], Awaitable[Any]]
 
@@ -74,7 +76,9 @@ class FeedPoller:
     async def cycle(self) -> float:
         """One round: poll when this process holds the feed, check for silence; the seconds to wait."""
         interval = self.config.interval_s
-        if await self.health.lease(self.config.name, self.owner, interval):
+        # held past the next poll's time (and a slow poll's requests), so no other process starts while this one
+        # is still at work; this process takes it again each round
+        if await self.health.lease(self.config.name, self.owner, interval + self.config.timeout_s + LEASE_MARGIN_S):
             ok = await self.poll()
             delay = interval if ok else backoff_s(interval, self.failures, self.rnd)
         else:
