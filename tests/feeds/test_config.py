@@ -24,6 +24,7 @@ OBS = {"name": "hydro", "kind": "observations", "url": "file:///var/lib/hydro/la
     ({**ATOM, "url": "ftp://x.example/a"}, "feeds[0].url", "http(s):// or file://"),
     ({**ATOM, "url": "https://"}, "feeds[0].url", "http(s):// or file://"),
     ({**ATOM, "interval_s": 0}, "feeds[0].interval_s", "above 0"),
+    ({**ATOM, "interval_s": 0.5}, "feeds[0].interval_s", "at least 1 s"),
     ({**ATOM, "interval_s": "60"}, "feeds[0].interval_s", "number of seconds"),
     ({**ATOM, "interval_s": True}, "feeds[0].interval_s", "number of seconds"),
     ({**ATOM, "interval_s": 600, "stale_after_s": 300}, "feeds[0].stale_after_s", "longer than interval_s"),

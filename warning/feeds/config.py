@@ -27,6 +27,8 @@ DEFAULT_GAUGE_LEVELS = {"warning_level_m": "orange", "guarantee_level_m": "red",
 THRESHOLD_EVENT = {"warning_level_m": "flood", "guarantee_level_m": "flood", "rain_prepare_mm": "flash_flood",
                    "rain_evacuate_mm": "flash_flood"}
 DEFAULT_INTERVAL_S = 60.0
+#: the shortest interval between polls (a publisher is not hammered)
+MIN_INTERVAL_S = 1.0
 DEFAULT_STALE_AFTER_S = 3600.0
 DEFAULT_TIMEOUT_S = 10.0
 #: the same cap as the CAP parser's (warning.cap.DEFAULT_MAX_BYTES)
@@ -140,6 +142,8 @@ def _entry(table: Mapping[str, Any], key: str, source: str, auto_issue: frozense
         raise ConfigError(source, f"{key}.auto_issue", "a gauge's warning is a draft that waits for approval as "
                                                        "[policy.<level>] approval says; it has no auto_issue")
     interval = _number(table, "interval_s", key, source, DEFAULT_INTERVAL_S)
+    if interval < MIN_INTERVAL_S:
+        raise ConfigError(source, f"{key}.interval_s", f"at least {MIN_INTERVAL_S:g} s between polls, got {interval:g}")
     stale = _number(table, "stale_after_s", key, source, max(DEFAULT_STALE_AFTER_S, 3 * interval))
     if stale <= interval:
         raise ConfigError(source, f"{key}.stale_after_s", f"must be longer than interval_s ({interval:g})")
