@@ -382,10 +382,6 @@ class RedisRegistry:
         ids = await self.redis.smembers(k.site_contact_key(cid))
         return [site_from_hash(i, h) for i, h in await self._hashes(ids, k.site_key)]
 
-    async def all_sites(self) -> list[HazardSite]:
-        ids = await self.redis.zrange(k.SITE_IDS, 0, -1)
-        return [site_from_hash(i, h) for i, h in await self._hashes(ids, k.site_key)]
-
     async def sites_of_station(self, station: str) -> list[HazardSite]:
         """The hazard sites a gauge watches, by the gauge's station code."""
         ids = await self.redis.smembers(k.site_station_key(station))
@@ -411,3 +407,7 @@ class RedisRegistry:
         if not lats:
             return None
         return min(lats), min(lons), max(lats), max(lons)
+
+    async def all_sites(self) -> list[HazardSite]:
+        ids = await self.redis.zrange(k.SITE_IDS, 0, -1)
+        return [site_from_hash(i, h) for i, h in await self._hashes(ids, k.site_key)]
