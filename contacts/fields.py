@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from contacts.addresses import names_local_target
-from contacts.model import DEFAULT_CHANNELS, DEVICE_KINDS, SITE_KINDS, Contact, Device, HazardSite, Location
+from contacts.model import (
+    DEFAULT_CHANNELS,
+    DEVICE_KINDS,
+    MAX_RAIN_WINDOW_S,
+    SITE_KINDS,
+    Contact,
+    Device,
+    HazardSite,
+    Location,
+    Thresholds,
+    rain_window_s,
+)
 from contacts.phone import InvalidPhoneNumber, normalize_e164
 from contacts.reference import Reference, UnknownRole
 from contacts.regions import InvalidRegionCode, normalize_code
@@ -23,6 +35,8 @@ _DEVICE_WORDS = {"escreen": "escreen", "电子屏": "escreen", "显示屏": "esc
                  "应急广播": "broadcast", "loudspeaker": "broadcast"}
 _SITE_WORDS = {"水库": "reservoir", "滑坡": "landslide", "泥石流": "debris_flow", "崩塌": "collapse",
                "水文站": "river_station", "水位站": "river_station", "内涝点": "flood_point", "其他": "other"}
+_STATION = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
+_THRESHOLD_KEYS = ("warning_level_m", "guarantee_level_m", "rain_prepare_mm", "rain_evacuate_mm")
 _TRUE = {"1", "true", "yes", "y", "是", "启用", "有效"}
 _FALSE = {"0", "false", "no", "n", "否", "停用", "无效"}
 MAX_NAME_CHARS = 64
@@ -238,7 +252,107 @@ def parse_site(raw: Mapping[str, Any], ref: Reference, *, sid: str = "") -> Haza
     if not isinstance(contacts, list) or not all(isinstance(c, str) and c for c in contacts):
         errors["contacts"] = "责任人须为联系人编号列表 contacts must be a list of contact ids"
         contacts = []
+    station = _text(raw, "station")
+    if station and not _STATION.match(station):
+        errors["station"] = f"测站编码无效 invalid station code (1–32 letters, digits, . _ -): {station[:40]}"
+    thresholds = parse_thresholds(raw.get("thresholds"), errors)
+    if thresholds is not None and not station and "station" not in errors:
+        errors["thresholds"] = "有预警指标须填测站编码 thresholds need the gauge's station code"
+    downstream = _downstream(raw.get("downstream"), ref, errors)
     if errors:
         raise FieldErrors(errors)
     return HazardSite(id=sid, name=name, kind=kind, region=region, location=location,
-                      contacts=tuple(dict.fromkeys(contacts)))
+                      contacts=tuple(dict.fromkeys(contacts)), station=station, thresholds=thresholds,
+                      downstream=downstream)
+
+
+def _positive(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _rain(raw: Any, key: str, errors: dict[str, str]) -> tuple[tuple[str, float], ...]:
+    if raw is None or raw == {}:
+        return ()
+    if not isinstance(raw, Mapping):
+        errors["thresholds"] = f'{key} 应为 {{时段: 毫米}} must be {{window: mm}}, e.g. {{"1h": 30, "3h": 50}}'
+        return ()
+    out = []
+    for window, mm in raw.items():
+        try:
+            seconds = rain_window_s(str(window))
+        except ValueError:
+            seconds = 0
+        if not seconds or seconds > MAX_RAIN_WINDOW_S:
+            errors["thresholds"] = (f"{key} 的时段无效 invalid rainfall window {str(window)[:10]!r} (1h … 24h, or "
+                                    "minutes such as 30min)")
+            return ()
+        number = _positive(mm)
+        if number is None:
+            errors["thresholds"] = f"{key}.{window} 应为正数 must be a positive number of mm"
+            return ()
+        out.append((str(window), number))
+    return tuple(sorted(out, key=lambda p: rain_window_s(p[0])))
+
+
+def parse_thresholds(raw: Any, errors: dict[str, str]) -> Thresholds | None:
+    """A gauge's thresholds: numbers positive, 保证水位 ≥ 警戒水位, 立即转移 ≥ 准备转移 for each window both name."""
+    if raw is None or raw == {} or raw == "":
+        return None
+    if not isinstance(raw, Mapping):
+        errors["thresholds"] = "预警指标格式无效 thresholds must be an object"
+        return None
+    unknown = [k for k in raw if k not in _THRESHOLD_KEYS]
+    if unknown:
+        errors["thresholds"] = f"未知的指标 unknown threshold {str(unknown[0])[:30]!r} (known: {', '.join(_THRESHOLD_KEYS)})"
+        return None
+    levels: dict[str, float | None] = {}
+    for key in ("warning_level_m", "guarantee_level_m"):
+        value = raw.get(key)
+        levels[key] = _positive(value) if value not in (None, "") else None
+        if value not in (None, "") and levels[key] is None:
+            errors["thresholds"] = f"{key} 应为正数 must be a positive number of metres"
+            return None
+    prepare = _rain(raw.get("rain_prepare_mm"), "rain_prepare_mm", errors)
+    evacuate = _rain(raw.get("rain_evacuate_mm"), "rain_evacuate_mm", errors)
+    if "thresholds" in errors:
+        return None
+    warn, guarantee = levels["warning_level_m"], levels["guarantee_level_m"]
+    if warn is not None and guarantee is not None and guarantee < warn:
+        errors["thresholds"] = f"保证水位不得低于警戒水位 guarantee_level_m ({guarantee}) is below warning_level_m ({warn})"
+        return None
+    for window, mm in evacuate:
+        low = dict(prepare).get(window)
+        if low is not None and mm < low:
+            errors["thresholds"] = (f"立即转移雨量不得低于准备转移雨量 rain_evacuate_mm.{window} ({mm}) is below "
+                                    f"rain_prepare_mm.{window} ({low})")
+            return None
+    thresholds = Thresholds(warn, guarantee, prepare, evacuate)
+    return thresholds if thresholds != Thresholds() else None
+
+
+def _downstream(raw: Any, ref: Reference, errors: dict[str, str]) -> tuple[str, ...]:
+    """Village codes downstream of a site, each in the region tree (when one is loaded)."""
+    if raw is None or raw == "":
+        return ()
+    if not isinstance(raw, str) and not (isinstance(raw, list) and all(isinstance(w, str) for w in raw)):
+        errors["downstream"] = "下游村须为行政区划代码列表 downstream must be a list of region codes"
+        return ()
+    words = _words(raw)
+    codes: list[str] = []
+    for word in words:
+        try:
+            code = normalize_code(word)
+        except InvalidRegionCode as exc:
+            errors["downstream"] = str(exc)
+            return ()
+        if len(ref.regions) and code not in ref.regions:
+            errors["downstream"] = f"区划表中没有此代码 region code not in the region tree: {code}"
+            return ()
+        codes.append(code)
+    return tuple(dict.fromkeys(codes))

@@ -70,6 +70,11 @@ def site_contact_key(cid: str) -> str:
     return f"{PREFIX}idx:site:contact:{cid}"
 
 
+def site_station_key(station: str) -> str:
+    """The hazard sites a gauge (by its station code) watches."""
+    return f"{PREFIX}idx:site:station:{station}"
+
+
 def tmp_key(token: str) -> str:
     """A scratch key for one set operation; created and deleted inside one MULTI."""
     return f"{PREFIX}tmp:{token}"
@@ -82,4 +87,4 @@ def tmp_key(token: str) -> str:
 CONTACT_INDEX = {"R": contact_region_key(""), "L": contact_role_key(""), "C": contact_channel_key(""),
                  "A": CONTACT_ACTIVE, "Q": f"{PREFIX}idx:contact:active:"}
 DEVICE_INDEX = {"R": device_region_key(""), "K": device_kind_key("")}
-SITE_INDEX = {"R": site_region_key(""), "U": site_contact_key("")}
+SITE_INDEX = {"R": site_region_key(""), "U": site_contact_key(""), "S": site_station_key("")}

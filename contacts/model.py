@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -14,6 +15,10 @@ PERSON_CHANNELS = ("sms", "voice")
 PHONE_KINDS = ("mobile", "landline")
 DEVICE_KINDS = ("escreen", "broadcast")
 SITE_KINDS = ("reservoir", "landslide", "debris_flow", "collapse", "river_station", "flood_point", "other")
+#: a rainfall window of a threshold: whole hours (`1h`, `3h`) or minutes (`30min`)
+RAIN_WINDOW = re.compile(r"^([1-9][0-9]{0,3})(h|min)$")
+#: the longest rainfall window a threshold may use (readings are kept at least this long)
+MAX_RAIN_WINDOW_S = 24 * 3600
 DEFAULT_CHANNELS = {"mobile": ("sms", "voice"), "landline": ("voice",)}
 
 
@@ -67,9 +72,42 @@ class Device:
     updated: str = ""
 
 
+def rain_window_s(window: str) -> int:
+    """Seconds of a rainfall window (`1h` → 3600, `30min` → 1800); ValueError for anything else."""
+    match = RAIN_WINDOW.match(window)
+    if not match:
+        raise ValueError(window)
+    return int(match.group(1)) * (3600 if match.group(2) == "h" else 60)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A gauge's thresholds at a hazard site: water levels (警戒水位, 保证水位) in metres, and rainfall in mm within
+    a window for 准备转移 (prepare to move) and 立即转移 (move now), e.g. `(("1h", 30.0), ("3h", 50.0))`."""
+
+    warning_level_m: float | None = None
+    guarantee_level_m: float | None = None
+    rain_prepare_mm: tuple[tuple[str, float], ...] = ()
+    rain_evacuate_mm: tuple[tuple[str, float], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"warning_level_m": self.warning_level_m, "guarantee_level_m": self.guarantee_level_m,
+                "rain_prepare_mm": dict(self.rain_prepare_mm), "rain_evacuate_mm": dict(self.rain_evacuate_mm)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Thresholds:
+        def num(v: Any) -> float | None:
+            return float(v) if v is not None else None
+
+        return cls(warning_level_m=num(d.get("warning_level_m")), guarantee_level_m=num(d.get("guarantee_level_m")),
+                   rain_prepare_mm=tuple((w, float(v)) for w, v in (d.get("rain_prepare_mm") or {}).items()),
+                   rain_evacuate_mm=tuple((w, float(v)) for w, v in (d.get("rain_evacuate_mm") or {}).items()))
+
+
 @dataclass(frozen=True, slots=True)
 class HazardSite:
-    """A reservoir, landslide point or river station and the people responsible for it."""
+    """A reservoir, landslide point or river station and the people responsible for it; a site watched by a gauge
+    carries the gauge's `station` code, its `thresholds`, and the villages `downstream` a crossing warns."""
 
     id: str
     name: str
@@ -79,6 +117,9 @@ class HazardSite:
     contacts: tuple[str, ...] = ()
     created: str = ""
     updated: str = ""
+    station: str = ""
+    thresholds: Thresholds | None = None
+    downstream: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +197,18 @@ def device_from_hash(did: str, h: Mapping[str, str]) -> Device:
 def site_fields(s: HazardSite) -> dict[str, str]:
     """A hazard site as the flat string fields of its hash."""
     return {"name": s.name, "kind": s.kind, "region": s.region, **_loc_fields(s.location),
-            "contacts": json.dumps(list(s.contacts))}
+            "contacts": json.dumps(list(s.contacts)), "station": s.station,
+            "thresholds": json.dumps(s.thresholds.as_dict()) if s.thresholds else "",
+            "downstream": json.dumps(list(s.downstream))}
 
 
 def site_from_hash(sid: str, h: Mapping[str, str]) -> HazardSite:
     """Rebuild a hazard site from its hash."""
     return HazardSite(id=sid, name=h["name"], kind=h["kind"], region=h["region"], location=_loc(h),
                       contacts=tuple(json.loads(h.get("contacts") or "[]")),
-                      created=h.get("created", ""), updated=h.get("updated", ""))
+                      created=h.get("created", ""), updated=h.get("updated", ""), station=h.get("station", ""),
+                      thresholds=Thresholds.from_dict(json.loads(h["thresholds"])) if h.get("thresholds") else None,
+                      downstream=tuple(json.loads(h.get("downstream") or "[]")))
 
 
 # -- JSON forms, as the API shows them -----------------------------------------------------------
@@ -191,4 +236,5 @@ def site_json(s: HazardSite) -> dict[str, Any]:
     """A hazard site as the API shows it."""
     return {"id": s.id, "name": s.name, "kind": s.kind, "region": s.region,
             "location": s.location.as_dict() if s.location else None, "contacts": list(s.contacts),
-            "created": s.created, "updated": s.updated}
+            "station": s.station or None, "thresholds": s.thresholds.as_dict() if s.thresholds else None,
+            "downstream": list(s.downstream), "created": s.created, "updated": s.updated}

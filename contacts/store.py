@@ -372,7 +372,7 @@ class RedisRegistry:
 
     async def put_site(self, s: HazardSite, now: datetime, *, create: bool) -> HazardSite | None:
         """Create (create=True) or replace a hazard site; None when replacing one that does not exist."""
-        recipe = " ".join([f"R{s.region}", *(f"U{c}" for c in s.contacts)])
+        recipe = " ".join([f"R{s.region}", *(f"U{c}" for c in s.contacts), *([f"S{s.station}"] if s.station else [])])
         status, rid = await self._upsert(args=[
             k.SITE_PREFIX, k.SITE_IDS, "", "", s.id or self._id("s"), "create" if create else "update",
             json.dumps(site_fields(s), ensure_ascii=False), recipe, *_geo(s.location, k.SITE_GEO),
@@ -398,6 +398,32 @@ class RedisRegistry:
         """The hazard sites a contact is responsible for."""
         ids = await self.redis.smembers(k.site_contact_key(cid))
         return [site_from_hash(i, h) for i, h in await self._hashes(ids, k.site_key)]
+
+    async def sites_of_station(self, station: str) -> list[HazardSite]:
+        """The hazard sites a gauge watches, by the gauge's station code."""
+        ids = await self.redis.smembers(k.site_station_key(station))
+        return [site_from_hash(i, h) for i, h in await self._hashes(sorted(ids), k.site_key)]
+
+    async def extent(self, batch: int = 2000) -> tuple[float, float, float, float] | None:
+        """The box (min_lat, min_lon, max_lat, max_lon) around every located person, device and site; None when
+        nothing has a location. Reads every position: for a periodic refresh, not for a request."""
+        lats: list[float] = []
+        lons: list[float] = []
+        for key in (k.CONTACT_GEO, k.DEVICE_GEO, k.SITE_GEO):
+            cursor = 0
+            while True:
+                cursor, members = await self.redis.zscan(key, cursor, count=batch)
+                names = [m for m, _ in members]
+                if names:
+                    found = [p for p in await self.redis.geopos(key, *names) if p is not None]
+                    if found:
+                        lons += [min(p[0] for p in found), max(p[0] for p in found)]
+                        lats += [min(p[1] for p in found), max(p[1] for p in found)]
+                if cursor == 0:
+                    break
+        if not lats:
+            return None
+        return min(lats), min(lons), max(lats), max(lons)
 
     async def all_sites(self) -> list[HazardSite]:
         ids = await self.redis.zrange(k.SITE_IDS, 0, -1)

@@ -23,6 +23,7 @@ from warning.delivery_store import DeliveryStore
 from warning.dispatcher import Dispatcher, Routes
 from warning.due import DueQueue, Handler
 from warning.errors import ConfigError
+from warning.feeds.service import FeedService, build_feed_service
 from warning.issuer import load_issuer
 from warning.lifecycle import WarningService
 from warning.metrics import Metrics
@@ -69,6 +70,8 @@ class Services:
     replies: Any = None
     escalation: Any = None
     duty: Any = None
+    #: polled CAP feeds and gauges (warning/feeds/)
+    feeds: FeedService | None = None
 
 
 def channel_tables(settings: Settings) -> list[Mapping[str, Any]]:
@@ -143,6 +146,7 @@ def build_services(settings: Settings, *, redis: aioredis.Redis, clock: Clock, d
                         channel_configs={str(t["name"]): t for t in tables},
                         messages=MessageFactory(settings, event_types=event_types, policy=policy, places=places))
     wire_followup(services, names)
+    services.feeds = build_feed_service(settings, services)
     return services
 
 

@@ -152,3 +152,47 @@ def reports_key(warning_id: str) -> str:
 def throttle_key(name: str, subject_digest: str, window: int) -> str:
     """String (TTL: one window): failures of one subject (an address, a token tried) in one window of `name`."""
     return f"{PREFIX}throttle:{name}:{subject_digest}:{window}"
+
+
+# --- polled feeds and gauges ----------------------------------------------------------------
+# Kept without an expiry (shared, like the registry's): one small set of keys per configured feed and per
+# gauge-watched site, bounded by the configuration and the registry rather than by warnings (a feed's seen entries
+# are trimmed by time, its skipped list by length; a site's state is removed when its crossing is over). A station's
+# readings are trimmed to the feed's retention and expire with it; the poll lease has a TTL.
+def feed_key(feed: str) -> str:
+    """Hash: a polled feed's health (last success and error, counters, newest `sent`, conditional-request state)."""
+    return f"{PREFIX}feed:{feed}"
+
+
+def feed_skips_key(feed: str) -> str:
+    """Hash: why a feed's entries were skipped → how many."""
+    return f"{PREFIX}feed:{feed}:skips"
+
+
+def feed_recent_skips_key(feed: str) -> str:
+    """List: the latest skipped entries of a feed (JSON: at, entry, reason), newest first, capped."""
+    return f"{PREFIX}feed:{feed}:skipped"
+
+
+def feed_seen_key(feed: str) -> str:
+    """ZSET: entries of a feed already handled (Atom/RSS entry ids, CAP sender|identifier) → when first seen."""
+    return f"{PREFIX}feed:{feed}:seen"
+
+
+def feed_lease_key(feed: str) -> str:
+    """String (TTL): the process polling a feed now, so that several processes never poll one feed twice over."""
+    return f"{PREFIX}feed:{feed}:lease"
+
+
+def gauge_series_key(station: str) -> str:
+    """ZSET: a station's readings (JSON) scored by reading time (epoch s), trimmed to the feed's retention."""
+    return f"{PREFIX}gauge:{station}:readings"
+
+
+def gauge_site_key(site_id: str) -> str:
+    """Hash: a gauge-watched site's open crossing: its warning, level, when the readings fell below, the proposal."""
+    return f"{PREFIX}gauge:site:{site_id}"
+
+
+GAUGE_PROPOSALS = PREFIX + "gauge:proposals"  #: ZSET site id → when a cancellation was proposed (epoch s)
+GAUGE_OPEN = PREFIX + "gauge:open"  #: SET of site ids with a remembered crossing (their gauge_site_key hashes)

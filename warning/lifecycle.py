@@ -243,11 +243,12 @@ class WarningService:
                                 area_desc=self._area_desc(draft))
         wid = warning_id or self.new_id()
         needs = self.policy.needs_approval(draft.level.value) and draft.status not in NEVER_SENT
+        feed = actor.name if actor.role == "feed" else None  # a gauge's draft: drafted by its feed
         record = WarningRecord(
             id=wid, version=1, state=WarningState.PENDING_APPROVAL, submitted_version=1,
-            content=content, origin="manual", created_at=now, updated_at=now, expires_at=expires,
-            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=actor.name,
-            roles=draft.roles, sites=draft.sites, identifiers=(content.identifier,),
+            content=content, origin="feed" if feed else "manual", created_at=now, updated_at=now, expires_at=expires,
+            reply_code=await self.store.new_reply_code(wid, self._ttl(expires, now)), drafter=_drafter(actor),
+            roles=draft.roles, sites=draft.sites, identifiers=(content.identifier,), feed=feed,
         )
         problem = await self._problem(record)
         record = record.with_(problem=problem)
@@ -313,7 +314,7 @@ class WarningService:
             updated = record.with_(
                 version=record.version + 1, content=content, updated_at=now, expires_at=expires, roles=draft.roles,
                 sites=draft.sites, identifiers=(*record.identifiers, content.identifier), approver=None,
-                override_reason=None, drafter=actor.name if waits else record.drafter)
+                override_reason=None, drafter=_drafter(actor) if waits else record.drafter)
             problem = await self._problem(updated)
             updated = updated.with_(problem=problem)
             detail: dict[str, object] = {"level": draft.level.value, "pending_approval": waits or bool(problem)}

@@ -11,6 +11,9 @@ from warning.errors import ConfigError
 LEVELS = ("blue", "yellow", "orange", "red")
 PERSON_KINDS = ("sms", "voice")
 AREA_KINDS = ("escreen", "broadcast")
+#: the keys of a `[[feeds]]` table the service polls itself, read by warning/feeds/config.py
+POLLED_FEED_KEYS = ("kind", "url", "interval_s", "headers", "stale_after_s", "timeout_s", "max_bytes", "levels",
+                    "clear_after_s", "retention_s")
 #: what an escalation step does when a person has not acknowledged in time
 ESCALATION_ACTIONS = ("call", "sms_again", "notify_supervisor", "notify_county_duty")
 
@@ -136,7 +139,7 @@ def load_feeds(raw: Any, source: str = "<config>") -> dict[str, FeedPolicy]:
     if not isinstance(raw, list):
         raise ConfigError(source, "feeds", "expected [[feeds]] tables")
     feeds: dict[str, FeedPolicy] = {}
-    known = {"name", "auto_issue"}
+    known = {"name", "auto_issue", *POLLED_FEED_KEYS}
     for i, table in enumerate(raw):
         key = f"feeds[{i}]"
         if not isinstance(table, Mapping):

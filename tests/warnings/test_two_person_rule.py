@@ -340,7 +340,7 @@ async def test_an_admin_pushing_cap_is_held_to_the_level_policy(world: World) ->
     ([{"name": "a", "auto_issue": "red"}], "feeds[0].auto_issue"),
     ([{"auto_issue": []}], "feeds[0].name"),
     ([{"name": "a"}, {"name": "a"}], "feeds[1].name"),
-    ([{"name": "a", "url": "http://x"}], "feeds[0].url"),
+    ([{"name": "a", "uri": "http://x"}], "feeds[0].uri"),  # an unknown key (url is a polled feed's)
     (["a"], "feeds[0]"),
     ({"name": "a"}, "feeds"),
 ])

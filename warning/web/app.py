@@ -15,11 +15,12 @@ from aiohttp import web
 
 from warning.bootstrap import Services, build_services, due_loop, make_workers, simulator_pumps
 from warning.clock import SystemClock
+from warning.feeds.service import start_feeds
 from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, system, warnings_api
+from warning.web import contacts_api, dashboard, delivery_api, feeds_api, followup_api, hooks, system, warnings_api
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -42,6 +43,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     hooks.setup,
     followup_api.setup,
     dashboard.setup,
+    feeds_api.setup,
 ]
 
 
@@ -126,6 +128,7 @@ async def start_background(app: web.Application, services: Services) -> list[asy
         tasks += [asyncio.create_task(worker.run(), name=f"worker:{worker.channel.name}:{i}") for i in range(lanes)]
     tasks.append(asyncio.create_task(due_loop(services), name="due"))
     tasks += [asyncio.create_task(pump, name="simulator") for pump in simulator_pumps(services)]
+    tasks += start_feeds(services.feeds, app[http_key])
     scheduler = build_scheduler(services)
     scheduler.start()
     app.on_cleanup.append(lambda _app: _stop_scheduler(scheduler))

@@ -260,7 +260,9 @@ async def index(request: web.Request) -> web.Response:
     records, _ = await services.warnings.list(limit=100)
     counts = await asyncio.gather(*(services.deliveries.counts(r.id) for r in records))
     items = [{"w": r.summary(), "c": coverage(c)} for r, c in zip(records, counts, strict=True)]
-    return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent})
+    feeds = await services.feeds.panel() if services.feeds is not None else {}
+    return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent,
+                                                    "feeds_panel": feeds})
 
 
 async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:

@@ -138,6 +138,8 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[services_key]
     await services.metrics.refresh(services.redis, services.channels, services.clock.now())
+    if services.feeds is not None:
+        await services.feeds.statuses()  # sets the feeds' lag and silence gauges from the shared health
     return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
@@ -10,10 +11,12 @@ from aiohttp import web
 from contacts.fields import FieldErrors, parse_device, parse_site
 from contacts.model import HazardSite, device_json, site_json
 from contacts.regions import InvalidRegionCode, query_prefix
+from contacts.site_import import import_sites
 from contacts.store import RecordConflict
+from contacts.tabular import FileProblem, sniff_format
 from warning.bootstrap import devices_allow_loopback
 from warning.errors import BadRequest, Conflict, NotFound
-from warning.web.contacts_api import invalid, json_ok, read_body
+from warning.web.contacts_api import _FILE_BODY, _upload, invalid, json_ok, read_body
 from warning.web.keys import clock_key, reference_key, registry_key, settings_key
 from warning.web.openapi import error_responses
 from warning.web.routing import READERS, ApiRoutes, path_param, principal, query_param
@@ -22,7 +25,7 @@ logger = logging.getLogger(__name__)
 routes = ApiRoutes("registry")
 ADMIN = ("admin",)
 DEVICE_FIELDS = {"name", "kind", "region", "address", "location", "token", "active"}
-SITE_FIELDS = {"name", "kind", "region", "location", "contacts"}
+SITE_FIELDS = {"name", "kind", "region", "location", "contacts", "station", "thresholds", "downstream"}
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 _ID = [path_param("id", "record id")]
 _CREATED = {"201": {"description": "created"}}
@@ -171,6 +174,29 @@ async def delete_site(request: web.Request) -> web.Response:
     old = await _site_or_404(request)
     await request.app[registry_key].delete_site(old.id)
     return json_ok({"id": old.id, "deleted": True})
+
+
+@routes.post("/api/v1/sites/import", summary="Import hazard sites from CSV or XLSX (gauge stations, thresholds)",
+             roles=ADMIN, request_body=_FILE_BODY, responses=error_responses(400, 413),
+             description="Columns name/名称, kind/类型, region/行政区划代码, lat/纬度, lon/经度, contacts/责任人 (contact "
+                         "ids or phones), station/测站编码, warning_level_m/警戒水位, guarantee_level_m/保证水位, "
+                         "rain_prepare_mm_1h/准备转移雨量1h, rain_evacuate_mm_3h/立即转移雨量3h (any window), downstream/"
+                         "下游村, id/编号. A row updates the site of its `id`, else the site watching its station, else "
+                         "adds one. Answers {accepted, updated, rejected: [{row, error}]} (header = row 1); a refused "
+                         "row changes nothing.")
+async def import_sites_file(request: web.Request) -> web.Response:
+    data, filename, content_type = await _upload(request)
+    if not data.strip():
+        raise BadRequest("文件为空 the file is empty")
+    app = request.app
+    try:
+        report = await import_sites(io.BytesIO(data), sniff_format(data[:8], filename, content_type),
+                                    app[registry_key], app[reference_key], now=app[clock_key].now())
+    except FileProblem as exc:
+        raise BadRequest("文件无法导入 file cannot be imported", str(exc)) from None
+    logger.info("sites import by %s: %d accepted, %d updated, %d rejected", principal(request).name,
+                report.accepted, report.updated, len(report.rejected))
+    return json_ok(report.as_dict())
 
 
 # -- reference data ------------------------------------------------------------------------------
