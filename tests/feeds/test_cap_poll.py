@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import auth
 from tests.feeds.conftest import FeedServer, WorldWithFeeds, alert, atom, poller, ref_of
-from tests.warnings.conftest import LUXI, VILLAGE_A, World, person
+from tests.warnings.conftest import LUXI, VILLAGE_A, VILLAGE_B, World, person
 from warning.clock import FakeClock
 
 HOSTILE = (Path(__file__).resolve().parent.parent / "data" / "cap" / "hostile_billion_laughs.xml").read_bytes()
@@ -39,7 +39,7 @@ def met(server: FeedServer, **kw: Any) -> dict[str, Any]:
 async def test_new_entries_are_taken_once_ours_only_with_reasons(feeds_world: WorldWithFeeds,
                                                                  feed_server: FeedServer) -> None:
     world = await feeds_world([met(feed_server)])
-    await world.seed([person(1, VILLAGE_A)])
+    await world.seed([person(1, VILLAGE_A), person(2, VILLAGE_B)])  # someone in 芦溪镇 for A3
     s = feed_server
     s.set("/a1.xml", alert(world, "A1", severity="Yellow"))
     s.set("/a2.xml", alert(world, "A2", severity="Red"))
@@ -136,6 +136,7 @@ async def test_failures_are_recorded_and_backed_off(feeds_world: WorldWithFeeds,
 async def test_bad_entries_are_skipped_and_a_busy_one_fetched_again(feeds_world: WorldWithFeeds,
                                                                     feed_server: FeedServer) -> None:
     world = await feeds_world([met(feed_server, max_bytes=4096)])
+    await world.seed([person(1, VILLAGE_A)])  # the alert that gets through reaches someone
     s, p = feed_server, poller(world, "met")
     s.set("/hostile.xml", HOSTILE)
     s.set("/broken.xml", b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'><identifier>")
