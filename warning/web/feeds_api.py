@@ -22,6 +22,9 @@ routes = ApiRoutes("feeds")
 SITE = path_param("site", "hazard site id")
 HOURS = query_param("hours", "hours of readings, 1 to 72 (default 24)", schema={"type": "integer", "minimum": 1,
                                                                               "maximum": 72})  # MAX_HOURS
+#: the page's `hours`: a page without a session sends the browser to sign in before it reads its query, so the
+#: document does not promise a 400 for a bad value there (the page shows one once signed in)
+HOURS_PAGE = query_param("hours", "hours of readings, 1 to 72 (default 24)")
 #: the readings a page or a listing shows: at most three days (what a feed keeps by default)
 MAX_HOURS = 72
 DECIDERS = ("issuer", "admin")
@@ -69,7 +72,8 @@ async def list_feeds(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sites/{site}/readings", summary="A gauge-watched site's readings and thresholds",
             roles=READERS, params=[SITE, HOURS], responses=error_responses(400, 404))
 async def site_readings(request: web.Request) -> web.Response:
-    site, hours = await _site(request, request.match_info["site"]), _hours(request)
+    hours = _hours(request)  # the query first: a bad one is a 400 whatever the site
+    site = await _site(request, request.match_info["site"])
     feeds, now = _feeds(request), request.app[services_key].clock.now()
     series = await feeds.gauges.series(site.station, since=now - timedelta(hours=hours)) if site.station else []
     state = await feeds.gauges.state(site.id)
@@ -106,10 +110,12 @@ async def dismiss_proposal(request: web.Request) -> web.Response:
 
 
 @routes.get("/dashboard/sites/{site}", summary="Dashboard: a hazard site, its gauge's readings against its "
-            "thresholds, and a proposed cancellation", roles=None, params=[SITE, HOURS], description=SESSION)
+            "thresholds, and a proposed cancellation", roles=None, params=[SITE, HOURS_PAGE], description=SESSION,
+            responses={"303": {"description": "no session: to /login"}, **error_responses(400, 403, 404)})
 @signed_in(page=True)
 async def site_page(request: web.Request) -> web.Response:
-    site, hours = await _site(request, request.match_info["site"]), _hours(request)
+    hours = _hours(request)  # the query first: a bad one is a 400 whatever the site
+    site = await _site(request, request.match_info["site"])
     feeds, services = _feeds(request), request.app[services_key]
     now = services.clock.now()
     start = now - timedelta(hours=hours)
