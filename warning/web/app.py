@@ -19,7 +19,7 @@ from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, system, warnings_api
+from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, review_api, system, warnings_api
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -38,6 +38,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     system.setup,
     contacts_api.setup,
     warnings_api.setup,
+    review_api.setup,
     delivery_api.setup,
     hooks.setup,
     followup_api.setup,

@@ -113,7 +113,8 @@ async def create_warning(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
-            params=[query_param("state", "only this state"), query_param("limit", "page size (≤ 200)"),
+            params=[query_param("state", "only this state", schema={"type": "string",
+                                                                     "enum": [s.value for s in WarningState]}), query_param("limit", "page size (≤ 200)"),
                     query_param("cursor", "from the previous page's next_cursor")])
 async def list_warnings(request: web.Request) -> web.Response:
     q = request.query
