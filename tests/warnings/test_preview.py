@@ -79,7 +79,7 @@ async def test_preview_problems_long_sms_empty_audience_no_instruction(world: Wo
     long = "持续强降雨，" * 40
     status, doc = await preview(world, {**RED, "description": long, "instruction": long})
     assert status == 200
-    sms = [t for t in doc["texts"] if t["channel"] == "sms" and t["lang"] == "zh-CN"][0]
+    sms = next(t for t in doc["texts"] if t["channel"] == "sms" and t["lang"] == "zh-CN")
     assert sms["segments"] > 2
     codes = {p["code"]: p for p in doc["problems"]}
     assert codes["sms_too_long"]["segments"] == sms["segments"] and codes["sms_too_long"]["limit"] == 2

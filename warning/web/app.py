@@ -19,7 +19,19 @@ from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, review_api, system, warnings_api
+from warning.web import (
+    approvals,
+    contacts_api,
+    dashboard,
+    delivery_api,
+    followup_api,
+    hooks,
+    review_api,
+    system,
+    warning_page,
+    warnings_api,
+    workbench,
+)
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -43,6 +55,9 @@ FEATURES: list[Callable[[web.Application], None]] = [
     hooks.setup,
     followup_api.setup,
     dashboard.setup,
+    warning_page.setup,
+    workbench.setup,
+    approvals.setup,
 ]
 
 
