@@ -75,10 +75,10 @@ def _check_version(record: WarningRecord, version: int | None, what: str) -> Non
 def check_rejectable(record: WarningRecord, *, actor: str, role: str, version: int | None) -> None:
     """Raise the person's conflict (409) when `actor` may not reject `record` now, or 403 when an issuer tries to
     reject someone else's draft. `version` is the version reviewed, as for an approval."""
+    if role == "issuer" and actor != record.drafter:
+        raise Forbidden("forbidden", "发布员只能撤回自己起草的预警 an issuer may only withdraw their own draft; "
+                                     "rejecting is for approvers")
     if record.state is not WarningState.PENDING_APPROVAL:
         raise Conflict("not pending approval", f"预警不在待审签状态，不能驳回 the warning is {record.state.value}: "
                                                "only a version waiting for approval can be rejected")
     _check_version(record, version, "reject it")
-    if role == "issuer" and actor != record.drafter:
-        raise Forbidden("forbidden", "发布员只能撤回自己起草的预警 an issuer may only withdraw their own draft; "
-                                     "rejecting is for approvers")
