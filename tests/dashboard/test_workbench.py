@@ -310,6 +310,10 @@ async def test_pages_in_english(world: World) -> None:
     assert '<html lang="en">' in html and "Waiting for approval" in html and "approver" in html
     html = await (await world.client.get(f"/dashboard/warnings/{wid}?lang=en")).text()
     assert "Call and confirm" in html and "People not yet confirmed" in html
+    resp = await post(world, f"/dashboard/warnings/{wid}/approve?lang=en", {"csrf": await csrf(world), "version": "1"})
+    assert resp.headers["Location"] == f"/dashboard/warnings/{wid}?done=approved&lang=en"  # the reader's language
+    html = await (await world.client.get(resp.headers["Location"])).text()
+    assert "approved: sending now" in html.split('id="done"')[1].split("</div>")[0]
 
 
 async def test_map_draws_the_warning_polygon(world: World) -> None:

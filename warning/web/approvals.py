@@ -22,7 +22,7 @@ from warning.record import WarningRecord
 from warning.web.dashboard import SESSION, WID, local_time, render, signed_in
 from warning.web.keys import reference_key, services_key, session_key
 from warning.web.routing import ApiRoutes
-from warning.web.workbench import actor_of, check_csrf, html_errors, may_act
+from warning.web.workbench import actor_of, check_csrf, done, html_errors, may_act
 
 routes = ApiRoutes("workbench")
 #: how far back the inbox looks for warnings waiting (newest first)
@@ -117,8 +117,7 @@ async def approve(request: web.Request) -> web.Response:
             reason=str(form.get("reason", "")))
     except Unfinished as exc:
         record = exc.record
-    done = "approved" if record.state is not WarningState.ACTIVE else "recorded"
-    raise web.HTTPSeeOther(f"/dashboard/warnings/{record.id}?done={done}")
+    raise done(request, record.id, "approved" if record.state is not WarningState.ACTIVE else "recorded")
 
 
 @routes.post("/dashboard/warnings/{id}/reject", summary="Workbench: reject the version reviewed with a reason, or "
@@ -131,8 +130,7 @@ async def reject(request: web.Request) -> web.Response:
     check_csrf(request, str(form.get("csrf", "")))
     record = await request.app[services_key].lifecycle.reject(
         request.match_info["id"], actor_of(request), reason=str(form.get("reason", "")), version=_version(form))
-    done = "withdrawn" if record.drafter == request[session_key].token.name else "rejected"
-    raise web.HTTPSeeOther(f"/dashboard/warnings/{record.id}?done={done}")
+    raise done(request, record.id, "withdrawn" if record.drafter == request[session_key].token.name else "rejected")
 
 
 async def sheet_of(request: web.Request, record: WarningRecord) -> dict[str, Any]:

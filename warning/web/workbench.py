@@ -51,6 +51,14 @@ def form_key(once: str) -> str:
     return f"{keys.PREFIX}form:{once}"
 
 
+def done(request: web.Request, warning_id: str, what: str | None = None) -> web.HTTPSeeOther:
+    """The redirect after a form: to the warning's page, saying what was done, in the reader's language."""
+    query = [f"done={what}"] if what else []
+    if request.query.get("lang", "").startswith("en"):
+        query.append("lang=en")
+    return web.HTTPSeeOther(f"/dashboard/warnings/{warning_id}" + (f"?{'&'.join(query)}" if query else ""))
+
+
 def actor_of(request: web.Request) -> Actor:
     token = request[session_key].token
     return Actor(token.name, token.role)
@@ -196,7 +204,7 @@ async def draft_submit(request: web.Request) -> web.Response:
         redis: Any = request.app[services_key].redis
         first = await redis.get(form_key(once))
         if first and await request.app[services_key].warnings.get(first) is not None:
-            raise web.HTTPSeeOther(f"/dashboard/warnings/{first}")
+            raise done(request, first)
         raise BadRequest("already submitted", "此表单正在提交中，请稍候查看预警列表 this form is being submitted; look at "
                                               "the list in a moment")
     try:
@@ -209,9 +217,8 @@ async def draft_submit(request: web.Request) -> web.Response:
             exc.detail, list) else [str(exc.detail)]
         return render(request, "dashboard/draft.html",
                       form_context(request, _values_from(body, form), problems=problems), status=400)
-    done = "submitted" if record.state.value == "pending_approval" else (
-        "recorded" if record.state.value == "active" else "issued")
-    raise web.HTTPSeeOther(f"/dashboard/warnings/{record.id}?done={done}")
+    raise done(request, record.id, "submitted" if record.state.value == "pending_approval" else (
+        "recorded" if record.state.value == "active" else "issued"))
 
 
 async def _preview(request: web.Request, update_of: WarningRecord | None) -> web.Response:
@@ -275,8 +282,7 @@ async def update_submit(request: web.Request) -> web.Response:
             exc.detail, list) else [str(exc.detail)]
         return render(request, "dashboard/draft.html",
                       form_context(request, _values_from(body, form), record=record, problems=problems), status=400)
-    done = "update_pending" if after.state.value == "pending_approval" else "updated"
-    raise web.HTTPSeeOther(f"/dashboard/warnings/{after.id}?done={done}")
+    raise done(request, after.id, "update_pending" if after.state.value == "pending_approval" else "updated")
 
 
 @routes.post("/dashboard/warnings/{id}/cancel", summary="Workbench: cancel (解除) with a reason (form)", roles=None,
@@ -294,7 +300,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
         record = await lifecycle.cancel(request.match_info["id"], actor_of(request), reason=reason)
     except Unfinished as exc:
         record = exc.record
-    raise web.HTTPSeeOther(f"/dashboard/warnings/{record.id}?done=cancelled")
+    raise done(request, record.id, "cancelled")
 
 
 def setup(app: web.Application) -> None:
