@@ -22,10 +22,10 @@ from warning.record import WarningRecord
 from warning.rendering import MAX_PARTS, MAX_PARTS_URGENT, URGENT_LEVELS
 from warning.sms_text import measure
 from warning.targeting import Recipient
-from warning.warning_store import REPLY_ALPHABET, REPLY_CODE_LEN
+from warning.warning_store import REPLY_CODE_LEN
 
 #: stands for the reply code in a preview (drawn when the warning is stored); as long as a real one
-PLACEHOLDER_CODE = (REPLY_ALPHABET[-1] * REPLY_CODE_LEN)
+PLACEHOLDER_CODE = "X" * REPLY_CODE_LEN
 #: the identifier a preview's content carries (a real one is drawn from the day's serial when stored)
 PLACEHOLDER_IDENTIFIER = "preview"
 MSG_KINDS = {MsgType.ALERT: "alert", MsgType.UPDATE: "update", MsgType.CANCEL: "cancel"}
