@@ -75,6 +75,11 @@ async def test_every_form_action_refuses_a_missing_or_wrong_csrf_token_and_chang
             resp = await post(world, path, body)
             assert resp.status == 403, (path, token)
             assert "bad CSRF token" in await resp.text()
+    # a malformed body is the sender's mistake: 400, never a 500
+    for path in ("/dashboard/draft", "/dashboard/preview", f"/dashboard/warnings/{wid}/approve"):
+        resp = await world.client.post(path, data=b"--x\r\nbroken", allow_redirects=False,
+                                       headers={"Content-Type": "multipart/form-data"})  # no boundary
+        assert resp.status == 400, path
     # a token of another session is no good either
     other = await as_(world, "issuer")
     await as_(world, "admin")

@@ -69,8 +69,11 @@ async def test_reject_roles_and_bad_bodies_change_nothing(world: World) -> None:
     for payload in bad:
         status, doc = await post(world, "approver", f"/api/v1/warnings/{wid}/reject", payload)
         assert status == 400, payload
-    resp = await world.client.post(f"/api/v1/warnings/{wid}/reject", data=b"{oops", headers=auth("approver"))
-    assert resp.status == 400
+    for raw in (b"{oops", b"[" * 100_000 + b"]" * 100_000, b'{"reason": NaN}', b"\xff\xfe"):
+        resp = await world.client.post(f"/api/v1/warnings/{wid}/reject", data=raw, headers=auth("approver"))
+        assert resp.status == 400, raw[:20]
+        resp = await world.client.post("/api/v1/warnings/preview", data=raw, headers=auth("approver"))
+        assert resp.status == 400, raw[:20]
     assert (await post(world, "approver", "/api/v1/warnings/nope/reject", {"reason": "x"}))[0] == 404
     record = await world.services.lifecycle.get(wid)
     assert record.state.value == "pending_approval" and [a for a, _, _ in await audit_actions(world, wid)] == ["draft"]

@@ -22,7 +22,16 @@ from warning.record import WarningRecord
 from warning.web.dashboard import SESSION, WID, local_time, render, signed_in
 from warning.web.keys import reference_key, services_key, session_key
 from warning.web.routing import ApiRoutes
-from warning.web.workbench import actor_of, check_csrf, done, html_errors, may_act
+from warning.web.workbench import (
+    FORM_ANSWERS,
+    PAGE_ANSWERS,
+    actor_of,
+    check_csrf,
+    done,
+    html_errors,
+    may_act,
+    read_form,
+)
 
 routes = ApiRoutes("workbench")
 #: how far back the inbox looks for warnings waiting (newest first)
@@ -76,7 +85,7 @@ def _last(entries: Sequence[AuditEntry], *actions: str) -> AuditEntry | None:
 
 
 @routes.get("/dashboard/approvals", summary="Workbench: warnings waiting for approval (待审签), recent rejections",
-            roles=None, description=SESSION)
+            roles=None, description=SESSION, responses={"303": PAGE_ANSWERS["303"]})
 @html_errors
 @signed_in(page=True)
 async def inbox(request: web.Request) -> web.Response:
@@ -103,12 +112,11 @@ def _version(form: Mapping[str, Any]) -> int:
 
 @routes.post("/dashboard/warnings/{id}/approve", summary="Workbench: approve the version reviewed (form: csrf, "
              "version; admin: override, reason)", roles=None, params=[WID], description=SESSION,
-             responses={"303": {"description": "to the warning's page"}, "409": {"description": "another version "
-                                                                                "is pending, or it was approved"}})
+             responses=FORM_ANSWERS)
 @html_errors
 @may_act("approve")
 async def approve(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, str(form.get("csrf", "")))
     override = bool(form.get("override"))
     try:
@@ -122,11 +130,11 @@ async def approve(request: web.Request) -> web.Response:
 
 @routes.post("/dashboard/warnings/{id}/reject", summary="Workbench: reject the version reviewed with a reason, or "
              "withdraw one's own draft (form: csrf, version, reason)", roles=None, params=[WID], description=SESSION,
-             responses={"303": {"description": "to the inbox"}, "409": {"description": "no longer pending"}})
+             responses=FORM_ANSWERS)
 @html_errors
 @signed_in(page=True, roles=("approver", "issuer"))
 async def reject(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, str(form.get("csrf", "")))
     record = await request.app[services_key].lifecycle.reject(
         request.match_info["id"], actor_of(request), reason=str(form.get("reason", "")), version=_version(form))
@@ -159,7 +167,7 @@ async def sheet_of(request: web.Request, record: WarningRecord) -> dict[str, Any
 
 
 @routes.get("/dashboard/warnings/{id}/approval-form", summary="Workbench: the printable 预警信息发布审批单",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=PAGE_ANSWERS)
 @html_errors
 @signed_in(page=True)
 async def approval_sheet(request: web.Request) -> web.Response:

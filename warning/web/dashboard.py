@@ -1,4 +1,5 @@
-"""The coverage dashboard (看板): sign-in, the warning list, one warning's coverage, live updates and exports."""
+"""The coverage dashboard (看板): sign-in, the warning list, live updates and exports, the pages' shared rendering
+and role table (a warning's own page is warning_page.py; the workbench's forms workbench.py and approvals.py)."""
 
 from __future__ import annotations
 

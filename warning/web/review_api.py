@@ -56,10 +56,17 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def _body(request: web.Request) -> Any:
+    """The JSON body; 400 when it is not JSON (NaN, nesting too deep and undecodable bytes included)."""
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json.loads(await request.read(), parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest("invalid JSON", "nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN
         raise BadRequest("invalid JSON", "the body must be a JSON object") from None
 
 

@@ -32,7 +32,7 @@ from warning.web.dashboard_live import grouped, percent
 from warning.web.followup_view import ACTION_ZH, FollowView, ReportRules
 from warning.web.keys import reference_key, report_rules_key, services_key, session_key
 from warning.web.routing import ApiRoutes
-from warning.web.workbench import DONE
+from warning.web.workbench import DATA_ANSWERS, DONE, PAGE_ANSWERS
 
 routes = ApiRoutes("workbench")
 PANELS = ("unconfirmed", "calls", "reports", "chart", "map", "tables")
@@ -60,7 +60,7 @@ async def panel_context(request: web.Request, record: WarningRecord) -> dict[str
 
 
 @routes.get("/dashboard/warnings/{id}", summary="Dashboard: one warning's coverage, actions, 叫应, reports, chart, map",
-            roles=None, params=[WID], description=SESSION)
+            roles=None, params=[WID], description=SESSION, responses=PAGE_ANSWERS)
 @signed_in(page=True)
 async def warning_page(request: web.Request) -> web.Response:
     services = request.app[services_key]
@@ -84,7 +84,8 @@ async def warning_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/dashboard/warnings/{id}/panels", summary="The warning page's follow-through panels as HTML fragments "
-            "(unconfirmed, calls, reports, chart, map, tables)", roles=None, params=[WID], description=SESSION)
+            "(unconfirmed, calls, reports, chart, map, tables)", roles=None, params=[WID], description=SESSION,
+            responses={k: v for k, v in DATA_ANSWERS.items() if k != "400"})
 @signed_in(page=False)
 async def panels(request: web.Request) -> web.Response:
     record = await request.app[services_key].lifecycle.get(request.match_info["id"])

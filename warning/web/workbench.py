@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
 from warning import keys
@@ -44,6 +45,26 @@ DONE = {"submitted": ("已提交，等待审签", "submitted: waiting for approv
         "update_pending": ("更新已提交，等待审签", "update submitted: waiting for approval"),
         "cancelled": ("已解除，正在通知已收到的人", "cancelled: everyone who had it is being told"),
         "recorded": ("已记录（测试或草稿，不发送）", "recorded (test or draft: not sent)")}
+
+
+#: what the pages answer: no session sends a page to /login; the rest is a page saying why
+PAGE_ANSWERS = {"303": {"description": "no session: to /login"}, "403": {"description": "a role that may not"},
+                "404": {"description": "no such warning"}}
+FORM_ANSWERS = {"303": {"description": "done: to the warning's page (no session: to /login)"},
+                "400": {"description": "the form again with its problems, or a page saying what is wrong"},
+                "403": {"description": "bad CSRF token, or a role that may not"}, "404": {"description": "no such warning"},
+                "409": {"description": "things changed: closed, approved, or another version pending"}}
+DATA_ANSWERS = {"400": {"description": "malformed form"}, "401": {"description": "no session"},
+                "403": {"description": "bad CSRF token, or a role that may not"}, "404": {"description": "no such warning"}}
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form; 400 when it cannot be read (a multipart body without a boundary or cut short, an unknown
+    charset)."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError) as exc:
+        raise BadRequest("malformed form", str(exc)[:200]) from None
 
 
 def form_key(once: str) -> str:
@@ -163,7 +184,7 @@ def form_context(request: web.Request, values: Mapping[str, Any], *, record: War
 @routes.get("/dashboard/draft", summary="Workbench: the draft form with its live preview (起草)", roles=None,
             params=[{"name": "from", "in": "query", "schema": {"type": "string"},
                      "description": "a warning whose content the form starts from (e.g. a rejected one)"}],
-            description=SESSION)
+            description=SESSION, responses=PAGE_ANSWERS)
 @html_errors
 @may_act("draft")
 async def draft_form(request: web.Request) -> web.Response:
@@ -186,13 +207,11 @@ async def _reserve(request: web.Request, once: str) -> str | None:
 
 
 @routes.post("/dashboard/draft", summary="Workbench: submit a draft (form; pending approval or sent)", roles=None,
-             description=SESSION, responses={"303": {"description": "to the warning's page"},
-                                             "400": {"description": "the form again, with its problems"},
-                                             "403": {"description": "bad CSRF token or role"}})
+             description=SESSION, responses=FORM_ANSWERS)
 @html_errors
 @may_act("draft")
 async def draft_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, str(form.get("csrf", "")))
     once = str(form.get("once", ""))
     if not _ONCE.match(once):
@@ -222,7 +241,7 @@ async def draft_submit(request: web.Request) -> web.Response:
 
 
 async def _preview(request: web.Request, update_of: WarningRecord | None) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     presented = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
     check_csrf(request, presented)
     doc = await previewer_of(request.app[services_key]).of_body(form_body(form), update_of=update_of)
@@ -236,16 +255,14 @@ def _dumps(obj: object) -> str:
 
 
 @routes.post("/dashboard/preview", summary="Workbench: preview of the draft form (form fields; CSRF; JSON answer as "
-             "POST /api/v1/warnings/preview)", roles=None, description=SESSION,
-             responses={"401": {"description": "no session"}, "403": {"description": "bad CSRF token or role"}})
+             "POST /api/v1/warnings/preview)", roles=None, description=SESSION, responses=DATA_ANSWERS)
 @may_act("preview", page=False)
 async def draft_preview(request: web.Request) -> web.Response:
     return await _preview(request, None)
 
 
 @routes.post("/dashboard/warnings/{id}/preview", summary="Workbench: preview of an update form of a warning",
-             roles=None, params=[WID], description=SESSION,
-             responses={"401": {"description": "no session"}, "403": {"description": "bad CSRF token or role"}})
+             roles=None, params=[WID], description=SESSION, responses=DATA_ANSWERS)
 @may_act("preview", page=False)
 async def update_preview(request: web.Request) -> web.Response:
     record = await request.app[services_key].lifecycle.get(request.match_info["id"])
@@ -253,7 +270,8 @@ async def update_preview(request: web.Request) -> web.Response:
 
 
 @routes.get("/dashboard/warnings/{id}/update", summary="Workbench: the update form, prefilled with the current "
-            "version", roles=None, params=[WID], description=SESSION)
+            "version", roles=None, params=[WID], description=SESSION,
+            responses={**PAGE_ANSWERS, "400": {"description": "the warning is closed"}})
 @html_errors
 @may_act("update")
 async def update_form(request: web.Request) -> web.Response:
@@ -264,13 +282,13 @@ async def update_form(request: web.Request) -> web.Response:
 
 
 @routes.post("/dashboard/warnings/{id}/update", summary="Workbench: submit an update (form)", roles=None,
-             params=[WID], description=SESSION, responses={"303": {"description": "to the warning's page"}})
+             params=[WID], description=SESSION, responses=FORM_ANSWERS)
 @html_errors
 @may_act("update")
 async def update_submit(request: web.Request) -> web.Response:
     lifecycle = request.app[services_key].lifecycle
     record = await lifecycle.get(request.match_info["id"])
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, str(form.get("csrf", "")))
     body = form_body(form)
     try:
@@ -286,11 +304,11 @@ async def update_submit(request: web.Request) -> web.Response:
 
 
 @routes.post("/dashboard/warnings/{id}/cancel", summary="Workbench: cancel (解除) with a reason (form)", roles=None,
-             params=[WID], description=SESSION, responses={"303": {"description": "to the warning's page"}})
+             params=[WID], description=SESSION, responses=FORM_ANSWERS)
 @html_errors
 @may_act("cancel")
 async def cancel_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, str(form.get("csrf", "")))
     reason = str(form.get("reason", "")).strip()
     if not reason:
