@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from warning.errors import Conflict
+from warning.errors import Conflict, Forbidden
 from warning.model import EarlyWarning, Status, WarningState
 from warning.policy import Policy
 from warning.record import LIVE_STATES, WarningRecord
 
+#: who may reject a version waiting for approval (an issuer only their own draft: a withdrawal)
+REJECT_ROLES = ("approver", "admin", "issuer")
 #: statuses that never reach a provider: a version in them is recorded, not sent, and needs nobody's approval
 NEVER_SENT = frozenset({Status.TEST, Status.DRAFT})
 
@@ -54,13 +56,29 @@ def check_approvable(record: WarningRecord, *, approver: str, version: int | Non
             raise Conflict("already approved", f"第{record.version}版已由 {record.approver} 审签 version "
                                                f"{record.version} was already approved by {record.approver}")
         raise Conflict("not pending approval", f"预警不在待审签状态 the warning is {record.state.value}")
+    _check_version(record, version, "approve")
+    if not override and approver == record.drafter:
+        raise Conflict("cannot approve own draft", "审签须由起草人以外的人进行 a second person must approve")
+
+
+def _check_version(record: WarningRecord, version: int | None, what: str) -> None:
     if version is not None and version != record.version:
         raise Conflict("version changed", f"待审签的已是第{record.version}版，不是您审阅的第{version}版，请重新审阅 the "
                                           f"version pending now is {record.version}, not {version}: review it again")
     if version is None and record.version != record.submitted_version:
         raise Conflict("version changed", f"待审签的第{record.version}版不是最初提交的第{record.submitted_version}版，"
                                           f"请审阅后注明版本 the version pending now is {record.version}, not the one "
-                                          f"first submitted ({record.submitted_version}): review it and approve "
+                                          f"first submitted ({record.submitted_version}): review it and {what} "
                                           f'with {{"version": {record.version}}}')
-    if not override and approver == record.drafter:
-        raise Conflict("cannot approve own draft", "审签须由起草人以外的人进行 a second person must approve")
+
+
+def check_rejectable(record: WarningRecord, *, actor: str, role: str, version: int | None) -> None:
+    """Raise the person's conflict (409) when `actor` may not reject `record` now, or 403 when an issuer tries to
+    reject someone else's draft. `version` is the version reviewed, as for an approval."""
+    if role == "issuer" and actor != record.drafter:
+        raise Forbidden("forbidden", "发布员只能撤回自己起草的预警 an issuer may only withdraw their own draft; "
+                                     "rejecting is for approvers")
+    if record.state is not WarningState.PENDING_APPROVAL:
+        raise Conflict("not pending approval", f"预警不在待审签状态，不能驳回 the warning is {record.state.value}: "
+                                               "only a version waiting for approval can be rejected")
+    _check_version(record, version, "reject it")

@@ -240,7 +240,8 @@ class DeliveryStore:
             fields = [x for kv in (("id", d.id), ("version", str(d.version)), ("recipient_id", d.recipient_id),
                                    ("channel", d.channel), ("kind", d.kind), ("address", d.address),
                                    ("region", row.region), ("role", row.role), ("lang", row.lang),
-                                   ("msg_type", row.msg_type), ("name", row.name), ("body", row.body)) if kv[1]
+                                   ("msg_type", row.msg_type), ("name", row.name), ("body", row.body),
+                                   ("wave", str(d.wave) if d.wave else "")) if kv[1]
                       for x in kv]
             people = d.kind not in ("escreen", "broadcast") and row.msg_type != NOTICE
             targeted = ["targeted", *region_fields(row.region, "targeted"),

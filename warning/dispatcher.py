@@ -119,6 +119,10 @@ class Dispatcher:
         devices = [d for d in await self.targeting.devices(record, ("escreen", "broadcast")) if d.id in device_ids]
         return [*firsts.values(), *devices]
 
+    async def audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
+        """Who `record.version` reaches (read only): what issue() plans, and what the preview shows."""
+        return await self._audience(record, previous)
+
     async def _audience(self, record: WarningRecord, previous: WarningRecord | None) -> list[Recipient]:
         level_policy = self.policy.for_level(record.level.value)
         reached = await self._reached(record) if previous is not None else ({}, set())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from warning.approval import NEVER_SENT, check_approvable, update_waits
+from warning.approval import NEVER_SENT, REJECT_ROLES, check_approvable, check_rejectable, update_waits
 from warning.audience import NO_RECIPIENTS
 from warning.audit import AuditLog
 from warning.cap import parse_cap
@@ -41,7 +41,10 @@ SERIAL_WAIT_S = 3
 #: how often a person's change is decided again when the record keeps changing under it (each retry means
 #: some other change went through, so this is only reached under a storm of changes to one warning)
 CAS_ATTEMPTS = 50
-_STATE_ZH = {WarningState.CANCELLED: "已解除", WarningState.EXPIRED: "已过期", WarningState.SUPERSEDED: "已被取代"}
+_STATE_ZH = {WarningState.CANCELLED: "已解除", WarningState.EXPIRED: "已过期", WarningState.SUPERSEDED: "已被取代",
+             WarningState.REJECTED: "已驳回"}
+#: the longest written reason of a rejection
+MAX_REASON_CHARS = 500
 
 
 class Dispatch(Protocol):
@@ -162,6 +165,22 @@ class WarningService:
     def _expiry(self, draft: Draft, now: datetime) -> datetime:
         return draft.expires or now + timedelta(seconds=self.policy.for_level(draft.level.value).default_expiry_s)
 
+    def parse(self, body: Any, now: datetime) -> Draft:
+        """A person's draft body checked against the reference data (400 with every problem)."""
+        return parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+
+    def compose(self, draft: Draft, *, identifier: str, now: datetime, msg_type: MsgType = MsgType.ALERT,
+                references: Sequence[Reference] = ()) -> tuple[EarlyWarning, datetime]:
+        """The CAP content of a manual draft and its expiry: what a draft, an update and the preview all send."""
+        expires = self._expiry(draft, now)
+        return build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
+                             sender_name=str(self.issuer["name"]), now=now, expires=expires, msg_type=msg_type,
+                             references=references, area_desc=self._area_desc(draft)), expires
+
+    def waits_for_approval(self, draft: Draft) -> bool:
+        """Whether a new manual warning like `draft` waits for a second person."""
+        return self.policy.needs_approval(draft.level.value) and draft.status not in NEVER_SENT
+
     @staticmethod
     def _ttl(expires: datetime, now: datetime) -> int:
         return max(60, int((expires - now).total_seconds()) + 3600)
@@ -235,14 +254,11 @@ class WarningService:
     async def draft(self, body: Any, actor: Actor, *, warning_id: str | None = None) -> WarningRecord:
         """A new manual warning: waits for approval at the levels the policy marks, else goes out."""
         now = self.clock.now()
-        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        draft = self.parse(body, now)
         identifier, now = await self._identifier(now)
-        expires = self._expiry(draft, now)
-        content = build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
-                                sender_name=str(self.issuer["name"]), now=now, expires=expires,
-                                area_desc=self._area_desc(draft))
+        content, expires = self.compose(draft, identifier=identifier, now=now)
         wid = warning_id or self.new_id()
-        needs = self.policy.needs_approval(draft.level.value) and draft.status not in NEVER_SENT
+        needs = self.waits_for_approval(draft)
         feed = actor.name if actor.role == "feed" else None  # a gauge's draft: drafted by its feed
         record = WarningRecord(
             id=wid, version=1, state=WarningState.PENDING_APPROVAL, submitted_version=1,
@@ -291,20 +307,62 @@ class WarningService:
             logger.warning("two-person rule overridden by %s for warning %s", actor.name, warning_id)
         return record
 
+    async def reject(self, warning_id: str, actor: Actor, *, reason: str, version: int | None = None
+                     ) -> WarningRecord:
+        """驳回: the version waiting for approval is refused with a reason. A new warning is closed as `rejected`;
+        a refused update leaves the warning at the version people were sent (nothing is sent either way). An
+        approver or admin may reject; the drafter may withdraw their own."""
+        if actor.role not in REJECT_ROLES:
+            raise Forbidden("forbidden", f"role {actor.role!r} may not reject")
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON_CHARS:
+            raise BadRequest("invalid body", [{"field": "reason", "error": f"请写明驳回理由（1至{MAX_REASON_CHARS}字） "
+                                                                           f"give the reason (1 to {MAX_REASON_CHARS} "
+                                                                           "characters)"}])
+
+        async def decide(record: WarningRecord) -> Change:
+            check_rejectable(record, actor=actor.name, role=actor.role, version=version)
+            now = self.clock.now()
+            detail: dict[str, object] = {"reason": reason, "reviewed": version, "drafter": record.drafter,
+                                         "rejected_version": record.version}
+            if actor.name == record.drafter:
+                detail["withdrawn"] = True
+            live = await self._previous_issued(record)
+            if live is None:
+                return Change(record.with_(state=WarningState.REJECTED, submitted_version=0, updated_at=now),
+                              "reject", detail)
+            # an update refused: a new version restating the live one (its content, expiry, roles and sites)
+            was = await self._live_fields(record)
+            roles = record.roles
+            if "roles" in was:
+                roles = tuple(was["roles"]) if isinstance(was["roles"], list) else None
+            restored = record.with_(
+                version=record.version + 1, content=live.content, state=WarningState.ACTIVE, submitted_version=0,
+                updated_at=now, expires_at=live.content.expires or record.expires_at, roles=roles,
+                sites=tuple(was.get("sites") or record.sites), drafter=was.get("drafter") or record.drafter,
+                approver=was.get("approver") or None, override_reason=None)
+            return Change(restored, "reject", {**detail, "restored": live.version})
+
+        return await self._apply(warning_id, actor, decide)
+
+    async def _live_fields(self, record: WarningRecord) -> dict[str, Any]:
+        """What the live version had besides its content, as the update that opened this round noted it."""
+        for entry in reversed(await self.audit.entries(record.id)):
+            if entry.action == "update" and isinstance(entry.detail.get("live"), dict):
+                return dict(entry.detail["live"])
+        return {}
+
     async def update(self, warning_id: str, body: Any, actor: Actor) -> WarningRecord:
         """A new version (CAP Update): everyone in the old and the new audience gets it."""
         now = self.clock.now()
-        draft = parse_draft(body, event_types=self.event_types, roles=self.roles, now=now)
+        draft = self.parse(body, now)
         identifier, now = await self._identifier(now)
-        expires = self._expiry(draft, now)
 
         async def decide(record: WarningRecord) -> Change:
             if record.state in CLOSED_STATES:
                 raise self._closed(record)
-            content = build_content(draft, identifier=identifier, sender=str(self.issuer["sender"]),
-                                    sender_name=str(self.issuer["name"]), now=now, expires=expires,
-                                    msg_type=MsgType.UPDATE, references=await self._references(record),
-                                    area_desc=self._area_desc(draft))
+            content, expires = self.compose(draft, identifier=identifier, now=now, msg_type=MsgType.UPDATE,
+                                            references=await self._references(record))
             live = await self._previous_issued(record)
             content = mark_change(live.content if live is not None else record.content, content)
             if content.is_exercise != record.is_exercise:
@@ -320,6 +378,10 @@ class WarningService:
             detail: dict[str, object] = {"level": draft.level.value, "pending_approval": waits or bool(problem)}
             if problem:
                 detail["problem"] = problem
+            if waits and record.state is not WarningState.PENDING_APPROVAL:
+                # what the live version had besides its content: a rejected update brings it back
+                detail["live"] = {"roles": list(record.roles) if record.roles is not None else None,
+                                  "sites": list(record.sites), "drafter": record.drafter, "approver": record.approver}
             if waits or problem:
                 return Change(updated.with_(state=WarningState.PENDING_APPROVAL, submitted_version=(
                     record.submitted_version if record.state is WarningState.PENDING_APPROVAL else updated.version)),

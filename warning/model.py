@@ -101,6 +101,8 @@ class WarningState(StrEnum):
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    #: the second person (or the drafter, withdrawing it) refused a new warning waiting for approval: closed
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from typing import Any
 from warning.model import EarlyWarning, Level, MsgType, WarningState
 
 #: states in which nothing more is sent
-CLOSED_STATES = frozenset({WarningState.SUPERSEDED, WarningState.CANCELLED, WarningState.EXPIRED})
+CLOSED_STATES = frozenset({WarningState.SUPERSEDED, WarningState.CANCELLED, WarningState.EXPIRED,
+                           WarningState.REJECTED})
 #: states in which the warning's messages may still go out
 LIVE_STATES = frozenset({WarningState.DISPATCHING, WarningState.ACTIVE})
 

@@ -40,6 +40,8 @@ class EventType:
     levels: tuple[Level, ...]
     aliases: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
+    #: a short defence guide (防御指南): what the draft form proposes as the instruction
+    guide_zh: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,6 +108,7 @@ def load_event_types(section: Mapping[str, Any]) -> dict[str, EventType]:
             cap_event=_str(entry, "cap_event", where), category=category,
             levels=tuple(sorted({Level(lv) for lv in levels}, key=lambda lv: lv.rank)),
             aliases=_strs(entry, "aliases", where), codes=_strs(entry, "codes", where),
+            guide_zh=_str(entry, "guide_zh", where, required=False),
         )
     _check_names_unique(out)
     return out

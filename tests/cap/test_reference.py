@@ -70,6 +70,14 @@ def test_every_configured_type_has_names_levels_and_a_cap_category() -> None:
         assert t.levels and list(t.levels) == sorted(t.levels, key=lambda lv: lv.rank), key
 
 
+def test_every_configured_type_has_a_short_defence_guide() -> None:
+    types = default_event_types()
+    for key, t in types.items():
+        assert 10 <= len(t.guide_zh) <= 60 and t.guide_zh.endswith("。"), key  # an instruction that fits an SMS
+    assert "转移" in types["rainstorm"].guide_zh and "山洪沟" in types["flash_flood"].guide_zh
+    assert load_event_types({"x": GOOD_TYPE})["x"].guide_zh == ""  # optional
+
+
 def test_national_event_codes_are_of_the_national_form_and_unique() -> None:
     types = default_event_types()
     codes = [c for t in types.values() for c in t.codes]
@@ -107,6 +115,7 @@ GOOD_TYPE: dict[str, Any] = {"name_zh": "暴雨", "name_en": "Rainstorm", "cap_e
     ({"levels": []}, "event_types.x.levels"),
     ({"name_zh": ""}, "event_types.x.name_zh"),
     ({"aliases": "暴雨"}, "event_types.x.aliases"),
+    ({"guide_zh": ["转移"]}, "event_types.x.guide_zh"),
 ])
 def test_bad_event_type_config_names_the_key(change: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+
+def artifacts_dir(*parts: str) -> Path:
+    """Where browser tests keep their screenshots for a person to look at: $WARNING_ARTIFACTS (or the older
+    $WARNING_SCREENSHOT_DIR), else tests/.artifacts/ (git-ignored)."""
+    base = os.environ.get("WARNING_ARTIFACTS") or os.environ.get("WARNING_SCREENSHOT_DIR")
+    path = Path(base) if base else Path(__file__).resolve().parent.parent / ".artifacts"
+    path = path.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -53,9 +65,66 @@ class Page:
                     return value
                 await asyncio.wait({asyncio.get_running_loop().create_future()}, timeout=0.05)
 
-    async def screenshot(self, path: Path) -> None:
-        data = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
+    async def screenshot(self, path: Path, *, full: bool = False) -> None:
+        """A PNG of the viewport, or (full) of the whole page at the viewport's width."""
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full}
+        if full:
+            size = await self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 8000), "scale": 1}
+        data = await self.call("Page.captureScreenshot", **params)
         path.write_bytes(base64.b64decode(data["data"]))
+
+    # ---- driving pages like a person ---------------------------------------------------------
+    async def width(self, width: int, height: int = 900) -> None:
+        """Resize the viewport (390: a phone, 1400: a desk)."""
+        await self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                        mobile=False)
+
+    async def goto(self, url: str, timeout_s: float = 20.0) -> None:
+        """Open `url` and wait until the new document has loaded."""
+        await self.evaluate("window.__leaving = 1")
+        await self.call("Page.navigate", url=url)
+        await self.loaded(timeout_s)
+
+    async def loaded(self, timeout_s: float = 20.0) -> None:
+        """Wait for the document that replaced the one marked by goto() or submit() to finish loading."""
+        await self.wait_for("!window.__leaving && document.readyState === 'complete'", timeout_s)
+
+    async def submit(self, selector: str, timeout_s: float = 20.0) -> None:
+        """Click a submit button (a person's click: the form's own checks and scripts run) and wait for the
+        page the server answers with."""
+        await self.evaluate("window.__leaving = 1")
+        await self.click(selector)
+        await self.loaded(timeout_s)
+
+    async def click(self, selector: str) -> None:
+        found = await self.evaluate(f"(function () {{ var el = document.querySelector({json.dumps(selector)}); "
+                                    "if (!el) { return false; } el.scrollIntoView({block: 'center'}); el.click(); "
+                                    "return true; })()")
+        assert found, f"nothing matches {selector}"
+
+    async def fill(self, selector: str, value: str) -> None:
+        """Set a field's value as typing would: input and change events fire."""
+        found = await self.evaluate(f"(function () {{ var el = document.querySelector({json.dumps(selector)}); "
+                                    f"if (!el) {{ return false; }} el.value = {json.dumps(value)}; "
+                                    "el.dispatchEvent(new Event('input', {bubbles: true})); "
+                                    "el.dispatchEvent(new Event('change', {bubbles: true})); return true; })()")
+        assert found, f"nothing matches {selector}"
+
+    async def text(self, selector: str) -> str | None:
+        value = await self.evaluate(f"(function () {{ var el = document.querySelector({json.dumps(selector)}); "
+                                    "return el ? el.textContent : null; })()")
+        return value if value is None else str(value)
+
+    async def overflow_x(self) -> tuple[int, int]:
+        """(scrollWidth, innerWidth): the page scrolls sideways when the first is larger."""
+        sizes = await self.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+        return int(sizes[0]), int(sizes[1])
+
+    async def accept_dialogs(self) -> None:
+        """Answer every confirm() with OK, as the person clicking would (set for each new document)."""
+        await self.call("Page.addScriptToEvaluateOnNewDocument",
+                        source="window.confirm = function () { return true; };")
 
 
 @asynccontextmanager

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.dashboard.cdp import CHROMIUM, headless
+from tests.dashboard.cdp import CHROMIUM, artifacts_dir, headless
 from tests.dashboard.conftest import World, delivered, fan_out
 from tests.warnings.conftest import LUXI
 from warning.clock import FakeClock
@@ -15,8 +14,6 @@ from warning.web.dashboard_session import issue_login_link
 
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium (scripts/test.sh does)"),
               pytest.mark.timeout(120)]
-#: where the screenshot is kept for a person to look at (unset: the test's temporary directory)
-SHOT_DIR = os.environ.get("WARNING_SCREENSHOT_DIR")
 
 
 def _text(key: str) -> str:
@@ -52,8 +49,7 @@ async def test_chromium_signs_in_and_sees_coverage_move_without_a_reload(world: 
         assert width == "100%"
         channel = await page.evaluate("document.querySelector('[data-bar=\"by_channel.sms\"]').style.width")
         assert channel == "100%"  # a channel's bar: delivered of sent
-        shots = Path(SHOT_DIR) if SHOT_DIR else tmp_path
-        shots.mkdir(parents=True, exist_ok=True)
+        shots = artifacts_dir()
         await page.screenshot(shots / "dashboard-warning.png")
         await page.call("Page.navigate", url=base + "/dashboard")
         assert await page.wait_for("document.querySelector('#warnings tbody tr[data-id]') !== null")

@@ -30,7 +30,8 @@ async def test_warning_page_shows_exact_coverage(world: World) -> None:
         assert text in html, text
     # the unconfirmed: five people, full phones for an admin; and the exports
     unreached = html.split('id="unreached"')[1].split("</table>")[0]
-    assert unreached.count("<tr>") == 1 + 5 and "联系人1<" not in unreached and "联系人5<" not in unreached
+    assert unreached.count("<tr data-person=") == 5 and "联系人1<" not in unreached and "联系人5<" not in unreached
+    assert 'data-count="5"' in html  # the unconfirmed count beside the heading
     assert "+8613800000002" in unreached
     for what, fmt in (("deliveries", "csv"), ("deliveries", "xlsx"), ("unreached", "xlsx"), ("record", "json")):
         assert f"/dashboard/warnings/{w['id']}/export/{what}?format={fmt}" in html

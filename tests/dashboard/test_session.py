@@ -56,7 +56,7 @@ async def test_login_sets_a_signed_http_only_strict_cookie_without_the_token(wor
     page = await world.client.get("/dashboard", allow_redirects=False)
     assert page.status == 200
     assert page.headers["X-Frame-Options"] == "DENY" and "script-src 'nonce-" in page.headers["Content-Security-Policy"]
-    assert "viewer (viewer)" in await page.text()
+    assert "viewer · 查看员" in await page.text()  # who is signed in, the role in Chinese
 
 
 async def test_wrong_token_feed_token_and_bad_csrf_get_no_session(world: World) -> None:

@@ -20,7 +20,20 @@ from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, dashboard, delivery_api, feeds_api, followup_api, hooks, system, warnings_api
+from warning.web import (
+    approvals,
+    contacts_api,
+    dashboard,
+    delivery_api,
+    feeds_api,
+    followup_api,
+    hooks,
+    review_api,
+    system,
+    warning_page,
+    warnings_api,
+    workbench,
+)
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -39,11 +52,15 @@ FEATURES: list[Callable[[web.Application], None]] = [
     system.setup,
     contacts_api.setup,
     warnings_api.setup,
+    review_api.setup,
     delivery_api.setup,
     hooks.setup,
     followup_api.setup,
     dashboard.setup,
     feeds_api.setup,
+    warning_page.setup,
+    workbench.setup,
+    approvals.setup,
 ]
 
 

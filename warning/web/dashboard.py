@@ -1,4 +1,5 @@
-"""The coverage dashboard (看板): sign-in, the warning list, one warning's coverage, live updates and exports."""
+"""The coverage dashboard (看板): sign-in, the warning list, live updates and exports, the pages' shared rendering
+and role table (a warning's own page is warning_page.py; the workbench's forms workbench.py and approvals.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from warning import keys
 from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
-from warning.logs import redact, register_secret
+from warning.logs import register_secret
 from warning.web import delivery_api, followup_api, throttle, warnings_api
 from warning.web.bodies import read_form
-from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
+from warning.web.dashboard_live import LiveStreams, coverage_stream, percent
 from warning.web.dashboard_session import (
     COOKIE,
     DASHBOARD_ROLES,
@@ -38,7 +38,6 @@ from warning.web.keys import (
     live_streams_key,
     principal_key,
     redis_key,
-    reference_key,
     services_key,
     session_book_key,
     session_key,
@@ -54,10 +53,18 @@ LINK_T = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}")
 SESSION = "Signed in with the dashboard's session cookie (POST /login), not a bearer token."
 #: what the page's data endpoints answer without a session, for a role that may not, or for no such warning
 SESSION_ERRORS = error_responses(401, 403, 404)
-STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
-            "superseded": "已更新", "cancelled": "已解除", "expired": "已过期"}
-EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
 RECORD_ROLES = ("admin", "issuer", "approver")
+STATE_ZH = {"draft": "草稿", "pending_approval": "待审签", "dispatching": "发送中", "active": "生效中",
+            "superseded": "已更新", "cancelled": "已解除", "expired": "已过期", "rejected": "已驳回"}
+#: the roles' names as people read them (Chinese, English)
+ROLE_NAMES = {"admin": ("管理员", "admin"), "issuer": ("发布员", "issuer"), "approver": ("审签人", "approver"),
+              "viewer": ("查看员", "viewer"), "feed": ("数据源", "feed")}
+#: what each role may do on the workbench's pages (admin: everything); the server checks the same table, so a
+#: page never shows a button its reader may not use. An issuer may also withdraw (reject) their own draft.
+ACTION_ROLES: dict[str, tuple[str, ...]] = {
+    "draft": ("issuer",), "update": ("issuer",), "cancel": ("issuer",), "preview": ("issuer", "approver"),
+    "approve": ("approver",), "reject": ("approver",), "override": (), "record": RECORD_ROLES}
+EXPORTS = {"deliveries": ("csv", "xlsx"), "unreached": ("csv", "xlsx"), "record": ("csv", "json")}
 BEIJING = timezone(timedelta(hours=8), "CST")
 
 
@@ -89,12 +96,22 @@ def safe_next(raw: str | None) -> str:
     return raw
 
 
+def may(session: Session | None, action: str) -> bool:
+    """Whether the signed-in role may do `action` (ACTION_ROLES; admin may do everything)."""
+    if session is None:
+        return False
+    role = session.token.role
+    return role == "admin" or role in ACTION_ROLES.get(action, ())
+
+
 def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
     """An HTML page with a script nonce and headers that keep it out of frames and off other origins."""
     nonce = secrets.token_urlsafe(12)
     lang = _lang(request)
-    ctx = {"lang": lang, "nonce": nonce, "session": request.get(session_key), "request": request,
-           "csrf": _csrf_of(request), **context}
+    session = request.get(session_key)
+    ctx = {"lang": lang, "nonce": nonce, "session": session, "request": request, "csrf": _csrf_of(request),
+           "may": functools.partial(may, session), "role_names": ROLE_NAMES, "page": "", "pending_count": 0,
+           **context}
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     response.headers.update({
         "Content-Security-Policy": f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
@@ -260,8 +277,10 @@ async def index(request: web.Request) -> web.Response:
     records, _ = await services.warnings.list(limit=100)
     counts = await asyncio.gather(*(services.deliveries.counts(r.id) for r in records))
     items = [{"w": r.summary(), "c": coverage(c)} for r, c in zip(records, counts, strict=True)]
+    pending = sum(1 for r in records if r.state.value == "pending_approval")
     feeds = await services.feeds.panel() if services.feeds is not None else {}
     return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent,
+                                                    "page": "warnings", "pending_count": pending,
                                                     "feeds_panel": feeds})
 
 
@@ -269,34 +288,9 @@ async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:
     services = request.app[services_key]
     record = await services.lifecycle.get(warning_id)
     doc = coverage(await services.deliveries.counts(record.id))
-    doc.update(id=record.id, state=record.state.value, version=record.version, exercise=record.is_exercise)
+    doc.update(id=record.id, state=record.state.value, version=record.version, exercise=record.is_exercise,
+               at=local_time(services.clock.now().isoformat(), seconds=True))  # Beijing time: no browser clock
     return doc
-
-
-@routes.get("/dashboard/warnings/{id}", summary="Dashboard: one warning's coverage, unconfirmed people, reports",
-            roles=None, params=[WID], description=SESSION,
-            responses={"303": {"description": "no session: to /login"}, **error_responses(403, 404)})
-@signed_in(page=True)
-async def warning_page(request: web.Request) -> web.Response:
-    services = request.app[services_key]
-    record = await services.lifecycle.get(request.match_info["id"])
-    doc = await _document(request, record.id)
-    reference = request.app.get(reference_key)
-    people = await followup_api.unreached(request)
-    redis: Any = services.redis
-    shown = redact if request[principal_key].role == "viewer" else str  # a report may quote a phone number
-    reports = [{**f, "text": shown(f.get("text") or "")}
-               for _, f in await redis.xrevrange(keys.reports_key(record.id), count=100)]
-    names = {r.code: r.name for r in reference.regions} if reference is not None else {}
-
-    def role_zh(key: str) -> str:
-        return reference.roles.label(key, "zh") if reference is not None else key
-
-    return render(request, "dashboard/warning.html", {
-        "w": record.summary(), "doc": doc, "g": grouped(doc, reference), "people": people[:500],
-        "people_total": len(people), "reports": reports, "names": names, "role_zh": role_zh, "pct": percent,
-        "state_zh": STATE_ZH, "exports": EXPORTS,
-        "may_record": request[session_key].token.role in RECORD_ROLES})
 
 
 # ---- data the page fetches (same origin, session cookie) ----------------------------------

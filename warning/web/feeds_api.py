@@ -12,6 +12,7 @@ from warning.errors import BadRequest, Forbidden, NotFound
 from warning.feeds.chart import charts
 from warning.feeds.service import FeedService
 from warning.lifecycle import Actor
+from warning.web.bodies import read_form
 from warning.web.contacts_api import json_ok
 from warning.web.dashboard import SESSION, STATE_ZH, render, signed_in
 from warning.web.keys import reference_key, registry_key, services_key, session_book_key, session_key
@@ -141,7 +142,7 @@ async def site_page(request: web.Request) -> web.Response:
 @signed_in(page=True, roles=DECIDERS)
 async def decide_proposal(request: web.Request) -> web.Response:
     session = request[session_key]
-    form = await request.post()
+    form = await read_form(request)
     if not request.app[session_book_key].csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
         raise Forbidden("bad CSRF token", "reload the page and try again")
     action, sid = str(form.get("action", "")), request.match_info["site"]

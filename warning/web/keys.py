@@ -16,6 +16,7 @@ from warning.clock import Clock
 from warning.settings import Settings, Token
 from warning.web.dashboard_live import LiveStreams
 from warning.web.dashboard_session import Session, SessionBook
+from warning.web.followup_view import ReportRules
 
 if TYPE_CHECKING:
     from warning.web.routing import ApiRoutes
@@ -47,3 +48,5 @@ services_key = web.AppKey("services", Services)
 session_book_key = web.AppKey("session_book", SessionBook)
 live_streams_key = web.AppKey("live_streams", LiveStreams)
 session_key = web.RequestKey("dashboard_session", Session)
+#: `[reports] action_keywords`: which field reports the warning page marks as needing action
+report_rules_key = web.AppKey("report_rules", ReportRules)

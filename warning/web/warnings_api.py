@@ -126,7 +126,8 @@ async def create_warning(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/warnings", summary="List warnings, newest first", roles=READERS,
-            params=[query_param("state", "only this state"),
+            params=[query_param("state", "only this state", schema={"type": "string",
+                                                                     "enum": [s.value for s in WarningState]}),
                     query_param("limit", "page size, 1–200 (default 50)",
                                 schema={"type": "integer", "minimum": 1, "maximum": 200}),
                     query_param("cursor", "from the previous page's next_cursor (a timestamp)",
