@@ -20,6 +20,7 @@ from warning import keys
 from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.logs import redact, register_secret
+from warning.settings import Token
 from warning.web import delivery_api, followup_api, throttle, warnings_api
 from warning.web.dashboard_live import LiveStreams, coverage_stream, grouped, percent
 from warning.web.dashboard_session import (
@@ -29,6 +30,7 @@ from warning.web.dashboard_session import (
     Session,
     SessionBook,
     link_key,
+    link_signature,
     revoked_key,
 )
 from warning.web.keys import (
@@ -211,10 +213,7 @@ async def login_link(request: web.Request) -> web.Response:
     paused = await _sign_in_paused(request, secrets.token_urlsafe(18), subjects)
     if paused is not None:
         return paused
-    name = None
-    if nonce and secrets.compare_digest(book.link_signature(nonce), signature):
-        name = await request.app[redis_key].getdel(link_key(nonce))
-    token = next((t for t in book.tokens if t.name == name), None) if name else None
+    token = await _link_token(request, nonce, signature)
     if token is None or token.role not in DASHBOARD_ROLES:
         await throttle.SIGN_IN.failed(request.app[redis_key], request.app[clock_key], *subjects)
         return _login_page(request, secrets.token_urlsafe(18), error="链接无效或已使用 The link is invalid or used",
@@ -222,6 +221,17 @@ async def login_link(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(safe_next(request.query.get("next")))
     book.set_cookie(response, COOKIE, book.issue(token, request.app[clock_key].now()), max_age=book.ttl_s)
     raise response
+
+
+async def _link_token(request: web.Request, nonce: str, signature: str) -> Token | None:
+    """The token a one-time link signs in as, using the link up; None (the link left as it was) when its signature
+    does not match, and None when it is unknown, expired or already used."""
+    redis: Any = request.app[redis_key]  # decode_responses=True: replies are str
+    name = await redis.get(link_key(nonce)) if nonce else None
+    token = request.app[session_book_key].token_named(name) if name else None
+    if token is None or not secrets.compare_digest(link_signature(token, nonce).encode(), signature.encode()):
+        return None
+    return token if await redis.getdel(link_key(nonce)) == name else None  # a second use at the same moment loses
 
 
 @routes.post("/logout", summary="Sign out (form: csrf)", roles=None, description=SESSION,
