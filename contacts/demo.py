@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
+from contacts.duty import DutyEntry
 from contacts.model import DEFAULT_CHANNELS, Contact, Device, HazardSite, Location
 from contacts.regions import RegionTree
 from contacts.store import RedisRegistry
@@ -99,3 +100,27 @@ async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now
             await registry.put_site(site, now, create=True)
             sites += 1
     return {"contacts": len(people), "devices": devices, "sites": sites}
+
+
+#: the demo roster's two shifts a day (Beijing time): day and night
+DEMO_SHIFTS = ((time(8, 0), time(20, 0)), (time(20, 0), time(8, 0)))
+
+
+def demo_roster(county: str, towns: Sequence[str], officers: Sequence[Contact], leaders: Sequence[Contact],
+                first: date, days: int) -> list[DutyEntry]:
+    """Two shifts a day for the county and each township: officers and leaders (带班领导) taken in turn from the
+    registry's duty officers and cadres of that township (of the county, for the county's own roster)."""
+    out: list[DutyEntry] = []
+    for region in (county, *towns):
+        mine = [c for c in officers if c.region.startswith(region)] or list(officers)
+        heads = [c for c in leaders if c.region.startswith(region)] or list(leaders)
+        if not mine:
+            continue
+        for d in range(days):
+            for n, (start, end) in enumerate(DEMO_SHIFTS):
+                officer = mine[(2 * d + n) % len(mine)]
+                head = heads[d % len(heads)] if heads else None
+                out.append(DutyEntry(region, first + timedelta(days=d), start, end, contact_id=officer.id,
+                                     name=officer.name, leader=head.name if head else "",
+                                     leader_phone=head.phone if head else ""))
+    return out

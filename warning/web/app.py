@@ -20,6 +20,7 @@ from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
 from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, system, warnings_api
+from warning.web.desk import wiring as desk
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -42,6 +43,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     hooks.setup,
     followup_api.setup,
     dashboard.setup,
+    desk.setup,
 ]
 
 

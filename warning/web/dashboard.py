@@ -33,6 +33,7 @@ from warning.web.dashboard_session import (
     link_signature,
     revoked_key,
 )
+from warning.web.desk.today import on_duty_now
 from warning.web.keys import (
     clock_key,
     live_streams_key,
@@ -257,7 +258,9 @@ async def index(request: web.Request) -> web.Response:
     records, _ = await services.warnings.list(limit=100)
     counts = await asyncio.gather(*(services.deliveries.counts(r.id) for r in records))
     items = [{"w": r.summary(), "c": coverage(c)} for r, c in zip(records, counts, strict=True)]
-    return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent})
+    duty = await on_duty_now(request.app, masked=request[principal_key].role == "viewer")
+    return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent,
+                                                    "duty": duty})
 
 
 async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:
