@@ -48,14 +48,14 @@ async def test_the_page_lists_the_periods_warnings_with_who_and_when(world: Worl
     rows = rows_of(html, "issue-log")
     assert len(rows) == 2 and "次日蓝色预警" not in html  # the next day's is outside the period
     first, second = rows
-    assert first[1].startswith("全县暴雨蓝色预警") and first[3] == "issuer" and first[4] == "无需审签"
-    assert first[5] == first[7] == "2026-07-01 08:00:00"  # drafted and issued at once, Beijing time
-    assert first[10] == "7" and first[11].startswith("57.1%") and first[12].startswith("28.6%")  # 4/7 sent, 2/7 people
+    assert first[1].startswith("全县暴雨蓝色预警") and first[3] == "issuer 审签：无需审签"
+    assert first[4] == "起草 2026-07-01 08:00:00 发布 2026-07-01 08:00:00"  # drafted and issued at once, Beijing time
+    assert first[6] == "7" and first[7] == "57.1% 4/7" and first[8] == "28.6% 2/7"  # 4 of 7 messages, 2 of 7 people
     assert second[1].startswith("=潼川镇暴雨红色预警") and second[2] == "已解除"
-    assert (second[3], second[4]) == ("issuer2", "approver")
-    assert (second[5], second[6], second[7], second[8]) == ("2026-07-01 08:10:00", "2026-07-01 08:15:00",
-                                                             "2026-07-01 08:15:00", "2026-07-01 09:00:00")
-    assert "潼川镇" in second[9] and "党政干部" in second[9]
+    assert second[3] == "issuer2 审签：approver"
+    assert second[4] == ("起草 2026-07-01 08:10:00 审签 2026-07-01 08:15:00 发布 2026-07-01 08:15:00 "
+                         "解除/失效 2026-07-01 09:00:00")
+    assert "潼川镇" in second[5] and "党政干部" in second[5]
     assert 'href="/dashboard/issue-log.xlsx?from=2026-07-01&amp;to=2026-07-01"' in html
     assert blue["id"] in html and red["id"] in html
 
