@@ -108,18 +108,22 @@ DEMO_SHIFTS = ((time(8, 0), time(20, 0)), (time(20, 0), time(8, 0)))
 
 def demo_roster(county: str, towns: Sequence[str], officers: Sequence[Contact], leaders: Sequence[Contact],
                 first: date, days: int) -> list[DutyEntry]:
-    """Two shifts a day for the county and each township: officers and leaders (带班领导) taken in turn from the
-    registry's duty officers and cadres of that township (of the county, for the county's own roster)."""
+    """Two shifts a day for the county and each township. The 值班员 take turns: the place's duty officers, then its
+    cadres (a township rarely has two registered duty officers); the 带班领导 is one of its cadres, a day each, never
+    the officer of the same shift (a county cadre when the place has no other). The county draws on everyone."""
     out: list[DutyEntry] = []
     for region in (county, *towns):
-        mine = [c for c in officers if c.region.startswith(region)] or list(officers)
         heads = [c for c in leaders if c.region.startswith(region)] or list(leaders)
-        if not mine:
+        pool = [c for c in officers if c.region.startswith(region)] + [c for c in heads if c not in officers]
+        if not pool:
             continue
         for d in range(days):
             for n, (start, end) in enumerate(DEMO_SHIFTS):
-                officer = mine[(2 * d + n) % len(mine)]
-                head = heads[d % len(heads)] if heads else None
+                # each day moves everyone on by one; the night shift is half the pool ahead of the day's
+                officer = pool[(d + n * ((len(pool) + 1) // 2)) % len(pool)]
+                others = ([h for h in heads if h.id != officer.id]
+                          or [h for h in leaders if h.id != officer.id])  # the county's, when the place has no other
+                head = others[d % len(others)] if others else None
                 out.append(DutyEntry(region, first + timedelta(days=d), start, end, contact_id=officer.id,
                                      name=officer.name, leader=head.name if head else "",
                                      leader_phone=head.phone if head else ""))

@@ -142,14 +142,17 @@ async def test_a_shift_naming_a_registry_contact_shows_that_person(world: World)
 def test_the_demo_roster_gives_every_region_two_shifts_a_day_with_a_leader() -> None:
     officers = [replace(person(i, code, "duty_officer"), id=f"c{i:012x}") for i, code in
                 ((1, TONGCHUAN), (2, TONGCHUAN), (3, LUXI))]
-    leaders = [replace(person(9, TONGCHUAN, "cadre"), name="镇长")]
-    entries = demo_roster("510722", [TONGCHUAN, LUXI, "510722102"], officers, leaders, date(2026, 6, 29), 7)
-    assert len(entries) == 4 * 7 * 2
+    leaders = [replace(person(9, TONGCHUAN, "cadre"), id="c00000000000a", name="镇长"),
+               replace(person(8, LUXI, "cadre"), id="c00000000000b", name="芦溪镇长")]
+    entries = demo_roster("510722", [TONGCHUAN, LUXI], officers, leaders, date(2026, 6, 29), 7)
+    assert len(entries) == 3 * 7 * 2
     tongchuan = [e for e in entries if e.region == TONGCHUAN]
-    assert {e.contact_id for e in tongchuan} == {officers[0].id, officers[1].id}
+    assert {e.contact_id for e in tongchuan} == {officers[0].id, officers[1].id, leaders[0].id}  # they take turns
     assert {(e.start, e.end) for e in tongchuan} == {(time(8), time(20)), (time(20), time(8))}
-    assert all(e.leader == "镇长" and e.leader_phone == "+8613800000009" for e in entries)
-    assert {e.contact_id for e in entries if e.region == LUXI} == {officers[2].id}
+    assert all(e.leader and e.leader_phone.startswith("+86") and e.leader != e.name for e in entries)
+    luxi = [e for e in entries if e.region == LUXI]
+    assert {e.contact_id for e in luxi} == {officers[2].id, leaders[1].id}
+    assert {e.leader for e in luxi if e.contact_id == officers[2].id} == {"芦溪镇长"}
 
 
 async def test_the_demo_starts_with_a_roster_for_this_week(make_client: AppFactory, tmp_path: Path) -> None:
