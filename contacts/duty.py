@@ -234,10 +234,6 @@ class DutyRoster:
             found += [e for e in await self.day(region, day) if e.covers(local)]
         return found
 
-    async def has_days(self) -> bool:
-        """Whether any roster day is held at all."""
-        return bool(await self.redis.zcard(INDEX))
-
     async def between(self, first: date, last: date) -> list[DutyEntry]:
         """Every shift from `first` to `last` (both included), of every region, by day, region and start."""
         members = await self.redis.zrangebyscore(INDEX, first.toordinal(), last.toordinal())

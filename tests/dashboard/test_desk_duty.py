@@ -79,7 +79,7 @@ async def test_a_roster_with_bad_rows_is_refused_whole_with_the_rows_listed(worl
     assert resp.status == 400 and 'id="nothing-imported"' in html
     rows = rows_of(html, "rejected")
     assert [r[0] for r in rows] == ["8", "9"] and "不在区划表中" in rows[0][1] and "开始时间无效" in rows[1][1]
-    assert await world.client.app[services_key].duty.has_days() is False
+    assert await world.services.redis.keys("ew:duty:*") == []
 
 
 async def test_upload_needs_the_role_and_the_csrf_token(world: World) -> None:
@@ -89,7 +89,7 @@ async def test_upload_needs_the_role_and_the_csrf_token(world: World) -> None:
     assert (await upload(world.client, "/dashboard/duty/upload", ROSTER.encode(), "a.csv", "forged")).status == 403
     assert (await upload(world.client, "/dashboard/duty/upload", b"", "a.csv",
                          await sign_in(world.client, "issuer"))).status == 400
-    assert await world.client.app[services_key].duty.has_days() is False
+    assert await world.services.redis.keys("ew:duty:*") == []
     assert (await _roster(world.client, who="admin")).status == 200
 
 
@@ -162,3 +162,6 @@ async def test_the_demo_starts_with_a_roster_for_this_week(make_client: AppFacto
     assert {e.day for e in entries} == {date(2026, 6, 29 + i) if i < 2 else date(2026, 7, i - 1) for i in range(14)}
     assert "510722" in {e.region for e in entries} and all(e.leader for e in entries)
     assert await duty.on_duty("510722", client.app[services_key].clock.now())
+    await duty.redis.delete(*await duty.redis.keys("ew:duty:510722:2026-06-2*"))  # the county's Monday removed
+    again = await make_client(demo={"enabled": True, "contacts": 120})  # a restart leaves a used roster alone
+    assert len(await again.app[services_key].duty.between(date(2026, 6, 29), date(2026, 7, 12))) == len(entries) - 2

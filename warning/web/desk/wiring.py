@@ -24,17 +24,18 @@ DEMO_ROSTER_DAYS = 14
 
 
 async def demo_roster_ctx(app: web.Application) -> AsyncIterator[None]:
-    """In the demo, an empty roster gets two weeks of shifts from this Monday, so the duty pages show something."""
+    """In the demo, a roster with nothing this week or the next gets two weeks of shifts from this Monday, so the
+    duty pages and the home page show something whenever the demo is started."""
     settings, services = app[settings_key], app[services_key]
-    if settings.demo and not await services.duty.has_days():
+    today = services.clock.now().astimezone(LOCAL_TZ).date()
+    monday = today - timedelta(days=today.weekday())
+    if settings.demo and not await services.duty.between(monday, monday + timedelta(days=DEMO_ROSTER_DAYS - 1)):
         county = str(settings.section("issuer").get("code", ""))
         registry, ref = app[registry_key], app[reference_key]
         officers = await registry.get_many(sorted(await registry.ids_in_regions([county], ["duty_officer"])))
         leaders = await registry.get_many(sorted(await registry.ids_in_regions([county], ["cadre"])))
-        today = services.clock.now().astimezone(LOCAL_TZ).date()
         towns = [t.code for t in ref.regions.children(county) if len(t.code) == 9]
-        entries = demo_roster(county, towns, officers, leaders, today - timedelta(days=today.weekday()),
-                              DEMO_ROSTER_DAYS)
+        entries = demo_roster(county, towns, officers, leaders, monday, DEMO_ROSTER_DAYS)
         await services.duty.put(entries, services.clock.now())
         logger.info("demo duty roster seeded: %d shifts", len(entries))
     yield
