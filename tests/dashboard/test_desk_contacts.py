@@ -137,7 +137,12 @@ async def test_actions_are_refused_without_the_role_or_the_csrf_token_and_change
         assert resp.status == 403
     world.client.session.cookie_jar.clear()
     resp = await post(world.client, f"/dashboard/contacts/{before.id}/edit", edit, admin)
-    assert resp.status == 303 and resp.headers["Location"].startswith("/login")  # no session: sign in first
+    assert resp.status == 401 and "表单未提交" in await resp.text()  # no session: nothing done, sign in again
+    assert (await world.client.get("/dashboard/contacts/new", allow_redirects=False)).headers["Location"] == (
+        "/login?next=/dashboard/contacts/new")
+    resp = await post(world.client, f"/dashboard/contacts/{before.id}/active", {"active": "false", "csrf": "签名"},
+                      None)
+    assert resp.status == 401  # a CSRF field that is not ASCII is a refusal, not an error
     assert await _get(world, ids[0]) == before
     assert await world.client.app[registry_key].count() == 4
 
@@ -274,3 +279,15 @@ async def test_the_pages_speak_english_with_lang_en(world: World) -> None:
     assert '<html lang="en">' in html and "Contacts <small" in html and 'href="/dashboard/contacts/new?lang=en"' in html
     assert "Party and government cadre" in html
 
+
+
+async def test_a_form_with_a_non_ascii_csrf_token_or_a_broken_body_is_refused_not_an_error(world: World) -> None:
+    ids = await _people(world)
+    before = await _get(world, ids[0])
+    await sign_in(world.client, "admin")
+    resp = await post(world.client, f"/dashboard/contacts/{ids[0]}/active", {"active": "false", "csrf": "签名"}, None)
+    assert resp.status == 403 and "表单已过期或无效" in await resp.text()
+    broken = await world.client.post(f"/dashboard/contacts/{ids[0]}/active", data=b"--x\r\nContent-Disposition: bad",
+                                     headers={"Content-Type": "multipart/form-data"}, allow_redirects=False)
+    assert broken.status == 400 and "表单无效" in await broken.text()
+    assert await _get(world, ids[0]) == before

@@ -123,7 +123,8 @@ class SessionBook:
         return self._mac("csrf", anchor)
 
     def csrf_ok(self, anchor: str, presented: str) -> bool:
-        return bool(anchor) and hmac.compare_digest(self.csrf(anchor), presented)
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch)
+        return bool(anchor) and hmac.compare_digest(self.csrf(anchor).encode(), presented.encode())
 
     def set_cookie(self, response: web.StreamResponse, name: str, value: str, max_age: int | None) -> None:
         """HttpOnly, SameSite=Strict, path /; Secure when the service is reached over https."""

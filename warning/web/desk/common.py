@@ -8,11 +8,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from contacts.phone import mask_phone
 from contacts.reference import Reference
 from warning.web.dashboard import current_session, render
-from warning.web.dashboard_session import DASHBOARD_ROLES, ROLE_ZH
+from warning.web.dashboard_session import DASHBOARD_ROLES, ROLE_ZH, Session
 from warning.web.keys import principal_key, reference_key, session_book_key, session_key, settings_key
 from warning.web.routing import ApiRoutes, Handler
 
@@ -28,35 +29,76 @@ DEVICE_KIND_ZH = {"escreen": "电子屏", "broadcast": "应急广播"}
 SITE_KIND_ZH = {"reservoir": "水库", "landslide": "滑坡", "debris_flow": "泥石流", "collapse": "崩塌",
                 "river_station": "水文站", "flood_point": "内涝点", "other": "其他"}
 _SESSION = "A dashboard page (session cookie; a form posts its CSRF token). Roles: "
+#: a page's refusals are pages too (HTML); a body too large or a store unavailable are the API's JSON errors
+_ERROR_CONTENT = {"text/html": {"schema": {"type": "string"}},
+                  "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_WHY = {400: "bad input: the page (or the form, kept as typed) again, with every reason",
+        401: "a form sent without a dashboard session (nothing done)",
+        403: "a role that may not, or a form without its CSRF token", 404: "no such record",
+        409: "changed meanwhile, or a phone or token already registered: the form again", 413: "file too large"}
+
+
+def form_body(fields: Iterable[str], *, upload: bool = False) -> dict[str, Any]:
+    """The OpenAPI request body of a page's form (urlencoded), or of an upload (multipart `file`)."""
+    props: dict[str, Any] = {name: {"type": "string"} for name in ("csrf", *fields)}
+    if upload:
+        props["file"] = {"type": "string", "format": "binary"}
+    kind = "multipart/form-data" if upload else "application/x-www-form-urlencoded"
+    return {"required": False, "content": {kind: {"schema": {"type": "object", "properties": props}}}}
+
+
+def _responses(method: str, statuses: Iterable[int]) -> dict[str, Any]:
+    moved = "a form that was saved: to the page showing the result" if method == "POST" else "no session: to /login"
+    out: dict[str, Any] = {"303": {"description": moved}}
+    out.update({str(code): {"description": _WHY[code], "content": _ERROR_CONTENT} for code in sorted({403, *statuses})})
+    return out
+
+
+async def _refusal(request: web.Request, session: Session, allowed: tuple[str, ...]) -> web.Response | None:
+    """The page that refuses the request (the role, an unreadable form, the CSRF token); None when it may go on."""
+    role = session.token.role
+    if role != "admin" and role not in allowed:
+        return error_page(request, 403, "您的角色不能执行此操作", "your role may not do this",
+                          f"{role_name(role)}；允许 allowed: "
+                          f"{', '.join(role_name(r) for r in ('admin', *allowed) if r in ROLE_ZH)}")
+    if request.method != "POST":
+        return None
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, HttpProcessingError) as exc:  # a malformed body or part: the client's mistake
+        return error_page(request, 400, "表单无效", "malformed form", str(exc)[:200])
+    if not request.app[session_book_key].csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
+        return error_page(request, 403, "表单已过期或无效，请返回刷新后重试", "the form expired or is not valid; go "
+                          "back, reload the page and try again", "CSRF")
+    return None
 
 
 def page(method: str, path: str, summary: str, *, roles: Iterable[str] = DASHBOARD_ROLES,
-         params: Iterable[Mapping[str, Any]] = ()) -> Callable[[Handler], Handler]:
-    """Declare a desk page: signed-in only (else to /login), the role checked, a POST's CSRF token checked."""
+         params: Iterable[Mapping[str, Any]] = (), statuses: Iterable[int] = (),
+         body: Mapping[str, Any] | None = None) -> Callable[[Handler], Handler]:
+    """Declare a desk page: signed-in only (else to /login), the role checked, a POST's CSRF token checked.
+
+    `statuses` are the refusals it may answer besides 403, for the OpenAPI document; `body` its form.
+    """
     allowed = tuple(roles)
 
     def deco(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
             session = await current_session(request)
-            if session is None:
-                target = request.rel_url.path_qs if request.method == "GET" else "/dashboard"
-                raise web.HTTPSeeOther(f"/login?next={quote(target, safe='/')}")
+            if session is None and request.method == "GET":
+                raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe='/')}")
+            if session is None:  # a form sent without a session (it ended meanwhile) is not done: say so
+                return error_page(request, 401, "登录已过期，表单未提交，请重新登录", "your sign-in has ended and the "
+                                  "form was not saved; sign in again", "")
             request[session_key] = session
             request[principal_key] = session.token
-            if session.token.role != "admin" and session.token.role not in allowed:
-                return error_page(request, 403, "您的角色不能执行此操作", "your role may not do this",
-                                  f"{role_name(session.token.role)}；允许 allowed: "
-                                  f"{', '.join(role_name(r) for r in ('admin', *allowed) if r in ROLE_ZH)}")
-            if request.method == "POST":
-                form = await request.post()
-                book = request.app[session_book_key]
-                if not book.csrf_ok(f"s:{session.sid}", str(form.get("csrf", ""))):
-                    return error_page(request, 403, "表单已过期或无效，请返回刷新后重试", "the form expired or is not "
-                                      "valid; go back, reload the page and try again", "CSRF")
-            return await handler(request)
+            refused = await _refusal(request, session, allowed)
+            return refused if refused is not None else await handler(request)
 
-        routes.route(method, path, summary=summary, roles=None, params=params,
+        more = (400, 401, *statuses) if method == "POST" else tuple(statuses)
+        routes.route(method, path, summary=summary, roles=None, params=params, request_body=body,
+                     responses=_responses(method, more),
                      description=_SESSION + ", ".join(sorted({"admin", *allowed})))(guarded)
         return handler
 

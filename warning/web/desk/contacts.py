@@ -27,6 +27,7 @@ from warning.web.desk.common import (
     attachment,
     county_of,
     error_page,
+    form_body,
     form_text,
     masked,
     may,
@@ -38,7 +39,7 @@ from warning.web.desk.common import (
     url,
 )
 from warning.web.keys import clock_key, registry_key, session_key, settings_key
-from warning.web.routing import path_param
+from warning.web.routing import path_param, query_param
 
 logger = logging.getLogger(__name__)
 #: contacts per page of a listing without search text
@@ -46,6 +47,12 @@ PAGE_SIZE = 50
 #: matches shown for a search (narrow it with the filters to see the rest)
 SEARCH_LIMIT = 200
 _ID = [path_param("id", "contact id")]
+_LIST_PARAMS = [query_param("q", "part of a name, or digits of a phone number"),
+                query_param("region", "region code prefix"), query_param("role", "role key or label"),
+                query_param("active", "true, false, or empty for all"), query_param("cursor", "the next page's cursor")]
+#: the contact form's fields
+_FORM = form_body(("name", "phone", "role", "region", "lat", "lon", "channels", "lang", "supervisor", "active",
+                   "updated"))
 
 
 def _filters(request: web.Request, ref: Reference) -> tuple[ContactFilter, dict[str, str]]:
@@ -71,7 +78,8 @@ def _row(request: web.Request, c: Contact, ref: Reference, county: str, sups: di
             "supervisor": sup.name if sup else ""}
 
 
-@page("GET", "/dashboard/contacts", "Contacts: search by name, phone, region, role; a page at a time")
+@page("GET", "/dashboard/contacts", "Contacts: search by name, phone, region, role; a page at a time",
+      params=_LIST_PARAMS, statuses=(400,))
 async def contacts_page(request: web.Request) -> web.Response:
     ref, registry, county = reference(request), request.app[registry_key], county_of(request)
     filters, errors = _filters(request, ref)
@@ -182,7 +190,7 @@ async def new_contact(request: web.Request) -> web.Response:
     return _form_page(request, _form_of(None))
 
 
-@page("POST", "/dashboard/contacts/new", "Contacts: add one (form)", roles=ADMIN)
+@page("POST", "/dashboard/contacts/new", "Contacts: add one (form)", roles=ADMIN, statuses=(409,), body=_FORM)
 async def add_contact(request: web.Request) -> web.Response:
     return await _save(request, None)
 
@@ -194,7 +202,8 @@ async def _contact_or_page(request: web.Request) -> Contact | web.Response:
     return contact
 
 
-@page("GET", "/dashboard/contacts/{id}/edit", "Contacts: one contact's form", roles=ADMIN, params=_ID)
+@page("GET", "/dashboard/contacts/{id}/edit", "Contacts: one contact's form", roles=ADMIN, params=_ID,
+      statuses=(404,))
 async def edit_contact(request: web.Request) -> web.Response:
     found = await _contact_or_page(request)
     if isinstance(found, web.Response):
@@ -203,14 +212,15 @@ async def edit_contact(request: web.Request) -> web.Response:
     return _form_page(request, _form_of(found, sup.phone if sup else ""), cid=found.id)
 
 
-@page("POST", "/dashboard/contacts/{id}/edit", "Contacts: save one contact (form)", roles=ADMIN, params=_ID)
+@page("POST", "/dashboard/contacts/{id}/edit", "Contacts: save one contact (form)", roles=ADMIN, params=_ID,
+      statuses=(404, 409), body=_FORM)
 async def save_contact(request: web.Request) -> web.Response:
     found = await _contact_or_page(request)
     return found if isinstance(found, web.Response) else await _save(request, found)
 
 
 @page("POST", "/dashboard/contacts/{id}/active", "Contacts: deactivate (active=false) or reactivate one (form)",
-      roles=ADMIN, params=_ID)
+      roles=ADMIN, params=_ID, statuses=(404,), body=form_body(("active", "back")))
 async def set_active(request: web.Request) -> web.Response:
     found = await _contact_or_page(request)
     if isinstance(found, web.Response):
@@ -236,7 +246,7 @@ async def import_form(request: web.Request) -> web.Response:
 
 
 @page("POST", "/dashboard/contacts/import", "Contacts: upload a sheet (multipart `file`); the row report",
-      roles=ADMIN)
+      roles=ADMIN, statuses=(413,), body=form_body((), upload=True))
 async def import_sheet(request: web.Request) -> web.Response:
     upload = (await request.post()).get("file")
     data = upload.file.read() if isinstance(upload, web.FileField) else b""
@@ -265,7 +275,7 @@ def _report(report: ImportReport) -> dict[str, Any]:
 
 @page("GET", "/dashboard/contacts/template.{fmt}",
       "Contacts: the sheet template (Chinese headers, an example row that imports as it stands)", roles=ADMIN,
-      params=[path_param("fmt", "xlsx or csv")])
+      params=[path_param("fmt", "xlsx or csv")], statuses=(404,))
 async def template(request: web.Request) -> web.Response:
     fmt = request.match_info["fmt"]
     if fmt not in ("xlsx", "csv"):

@@ -18,6 +18,7 @@ from warning.web.desk.common import (
     attachment,
     county_of,
     error_page,
+    form_body,
     masked,
     may,
     page,
@@ -49,7 +50,7 @@ def _monday(request: web.Request) -> tuple[date, str]:
 
 
 @page("GET", "/dashboard/duty", "Duty roster: one week by county and township (值班员, 带班领导)",
-      params=[query_param("week", "any date of the week (YYYY-MM-DD); this week by default")])
+      params=[query_param("week", "any date of the week (YYYY-MM-DD); this week by default")], statuses=(400,))
 async def week_page(request: web.Request) -> web.Response:
     monday, problem = _monday(request)
     days = [monday + timedelta(days=i) for i in range(7)]
@@ -80,7 +81,7 @@ async def upload_form(request: web.Request) -> web.Response:
 
 
 @page("POST", "/dashboard/duty/upload", "Duty roster: upload a sheet (multipart `file`); all rows or none, with "
-      "the row report", roles=DUTY_WRITERS)
+      "the row report", roles=DUTY_WRITERS, statuses=(413,), body=form_body((), upload=True))
 async def upload(request: web.Request) -> web.Response:
     upload = (await request.post()).get("file")
     data = upload.file.read() if isinstance(upload, web.FileField) else b""
@@ -114,7 +115,7 @@ async def upload(request: web.Request) -> web.Response:
 
 @page("GET", "/dashboard/duty/template.{fmt}",
       "Duty roster: the sheet template (Chinese headers, example rows that import as they stand)",
-      roles=DUTY_WRITERS, params=[path_param("fmt", "xlsx or csv")])
+      roles=DUTY_WRITERS, params=[path_param("fmt", "xlsx or csv")], statuses=(404,))
 async def template(request: web.Request) -> web.Response:
     fmt = request.match_info["fmt"]
     if fmt not in ("xlsx", "csv"):

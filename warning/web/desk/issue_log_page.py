@@ -59,7 +59,7 @@ def _pct(rate: float | None) -> str:
 
 
 @page("GET", "/dashboard/issue-log", "发布记录台账: the warnings of a period with issuer, approver, times, audience, "
-      "coverage and confirmation rates", roles=RECORD_ROLES, params=_PERIOD)
+      "coverage and confirmation rates", roles=RECORD_ROLES, params=_PERIOD, statuses=(400,))
 async def issue_log_page(request: web.Request) -> web.Response:
     first, last, problem = _period(request)
     rows = [] if problem else await _rows(request, first, last)
@@ -77,7 +77,7 @@ def _last_month(first: date) -> tuple[str, str]:
 
 
 @page("GET", "/dashboard/issue-log.xlsx", "发布记录台账 as XLSX (one row per warning; counts and rates are numbers)",
-      roles=RECORD_ROLES, params=_PERIOD)
+      roles=RECORD_ROLES, params=_PERIOD, statuses=(400,))
 async def issue_log_file(request: web.Request) -> web.Response:
     first, last, problem = _period(request)
     if problem:

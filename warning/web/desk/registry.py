@@ -22,6 +22,7 @@ from warning.web.desk.common import (
     SITE_KIND_ZH,
     county_of,
     error_page,
+    form_body,
     form_text,
     may,
     page,
@@ -39,6 +40,8 @@ _ID = [path_param("id", "record id")]
 #: a site's own page of readings, when the service has one (the site list links to it)
 SITE_PAGE = "/dashboard/sites/{id}"
 _CONTACT_ID = re.compile(r"^c[0-9a-f]{12}$")
+_DEVICE_FORM = form_body(("name", "kind", "region", "address", "lat", "lon", "token", "active"))
+_SITE_FORM = form_body(("name", "kind", "region", "lat", "lon", "keepers"))
 
 
 def _links(request: web.Request) -> Callable[..., str]:
@@ -109,7 +112,7 @@ async def new_device(request: web.Request) -> web.Response:
     return _device_form(request, _device_values(None))
 
 
-@page("POST", "/dashboard/devices/new", "Devices: add one (form)", roles=ADMIN)
+@page("POST", "/dashboard/devices/new", "Devices: add one (form)", roles=ADMIN, statuses=(409,), body=_DEVICE_FORM)
 async def add_device(request: web.Request) -> web.Response:
     return await _save_device(request, None)
 
@@ -119,7 +122,7 @@ async def _found(request: web.Request, get: Callable[[str], Awaitable[Any]], zh:
     return record if record is not None else error_page(request, 404, zh, en, request.match_info["id"])
 
 
-@page("GET", "/dashboard/devices/{id}/edit", "Devices: one device's form", roles=ADMIN, params=_ID)
+@page("GET", "/dashboard/devices/{id}/edit", "Devices: one device's form", roles=ADMIN, params=_ID, statuses=(404,))
 async def edit_device(request: web.Request) -> web.Response:
     found = await _found(request, request.app[registry_key].device, "设备不存在", "no such device")
     if isinstance(found, web.Response):
@@ -127,7 +130,8 @@ async def edit_device(request: web.Request) -> web.Response:
     return _device_form(request, _device_values(found), did=found.id)
 
 
-@page("POST", "/dashboard/devices/{id}/edit", "Devices: save one device (form)", roles=ADMIN, params=_ID)
+@page("POST", "/dashboard/devices/{id}/edit", "Devices: save one device (form)", roles=ADMIN, params=_ID,
+      statuses=(404, 409), body=_DEVICE_FORM)
 async def save_device(request: web.Request) -> web.Response:
     found = await _found(request, request.app[registry_key].device, "设备不存在", "no such device")
     return found if isinstance(found, web.Response) else await _save_device(request, found)
@@ -221,12 +225,12 @@ async def new_site(request: web.Request) -> web.Response:
     return _site_form(request, await _site_values(request.app[registry_key], None))
 
 
-@page("POST", "/dashboard/sites/new", "Hazard sites: add one (form)", roles=ADMIN)
+@page("POST", "/dashboard/sites/new", "Hazard sites: add one (form)", roles=ADMIN, body=_SITE_FORM)
 async def add_site(request: web.Request) -> web.Response:
     return await _save_site(request, None)
 
 
-@page("GET", "/dashboard/sites/{id}/edit", "Hazard sites: one site's form", roles=ADMIN, params=_ID)
+@page("GET", "/dashboard/sites/{id}/edit", "Hazard sites: one site's form", roles=ADMIN, params=_ID, statuses=(404,))
 async def edit_site(request: web.Request) -> web.Response:
     found = await _found(request, request.app[registry_key].site, "隐患点不存在", "no such hazard site")
     if isinstance(found, web.Response):
@@ -234,7 +238,8 @@ async def edit_site(request: web.Request) -> web.Response:
     return _site_form(request, await _site_values(request.app[registry_key], found), sid=found.id)
 
 
-@page("POST", "/dashboard/sites/{id}/edit", "Hazard sites: save one site (form)", roles=ADMIN, params=_ID)
+@page("POST", "/dashboard/sites/{id}/edit", "Hazard sites: save one site (form)", roles=ADMIN, params=_ID,
+      statuses=(404,), body=_SITE_FORM)
 async def save_site(request: web.Request) -> web.Response:
     found = await _found(request, request.app[registry_key].site, "隐患点不存在", "no such hazard site")
     return found if isinstance(found, web.Response) else await _save_site(request, found)
