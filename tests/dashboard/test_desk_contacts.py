@@ -137,7 +137,8 @@ async def test_actions_are_refused_without_the_role_or_the_csrf_token_and_change
         assert resp.status == 403
     world.client.session.cookie_jar.clear()
     resp = await post(world.client, f"/dashboard/contacts/{before.id}/edit", edit, admin)
-    assert resp.status == 401 and "表单未提交" in await resp.text()  # no session: nothing done, sign in again
+    html = await resp.text()
+    assert resp.status == 401 and "表单未提交" in html and 'id="sign-in" href="/login"' in html  # nothing done
     assert (await world.client.get("/dashboard/contacts/new", allow_redirects=False)).headers["Location"] == (
         "/login?next=/dashboard/contacts/new")
     resp = await post(world.client, f"/dashboard/contacts/{before.id}/active", {"active": "false", "csrf": "签名"},
