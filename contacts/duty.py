@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -190,7 +191,8 @@ async def check_roster(stream: IO[bytes], fmt: str, *, ref: Reference | None, di
 
     The roster is all or nothing: callers write the entries only when nothing was refused.
     """
-    good, bad = read_roster(stream, fmt, default_phone_region)
+    # off the event loop: a big workbook takes a while to unpack and parse, and nothing else may wait on it
+    good, bad = await asyncio.to_thread(read_roster, stream, fmt, default_phone_region)
     if ref is not None and len(ref.regions):
         bad += [{"row": n, "error": f"区划代码不在区划表中 region code not in the region tree: {e.region}"}
                 for n, e in good if e.region not in ref.regions]
