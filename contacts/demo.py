@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
+from contacts.duty import DutyEntry
 from contacts.model import DEFAULT_CHANNELS, Contact, Device, HazardSite, Location
 from contacts.regions import RegionTree
 from contacts.store import RedisRegistry
@@ -99,3 +100,31 @@ async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now
             await registry.put_site(site, now, create=True)
             sites += 1
     return {"contacts": len(people), "devices": devices, "sites": sites}
+
+
+#: the demo roster's two shifts a day (Beijing time): day and night
+DEMO_SHIFTS = ((time(8, 0), time(20, 0)), (time(20, 0), time(8, 0)))
+
+
+def demo_roster(county: str, towns: Sequence[str], officers: Sequence[Contact], leaders: Sequence[Contact],
+                first: date, days: int) -> list[DutyEntry]:
+    """Two shifts a day for the county and each township. The 值班员 take turns: the place's duty officers, then its
+    cadres (a township rarely has two registered duty officers); the 带班领导 is one of its cadres, a day each, never
+    the officer of the same shift (a county cadre when the place has no other). The county draws on everyone."""
+    out: list[DutyEntry] = []
+    for region in (county, *towns):
+        heads = [c for c in leaders if c.region.startswith(region)] or list(leaders)
+        pool = [c for c in officers if c.region.startswith(region)] + [c for c in heads if c not in officers]
+        if not pool:
+            continue
+        for d in range(days):
+            for n, (start, end) in enumerate(DEMO_SHIFTS):
+                # each day moves everyone on by one; the night shift is half the pool ahead of the day's
+                officer = pool[(d + n * ((len(pool) + 1) // 2)) % len(pool)]
+                others = ([h for h in heads if h.id != officer.id]
+                          or [h for h in leaders if h.id != officer.id])  # the county's, when the place has no other
+                head = others[d % len(others)] if others else None
+                out.append(DutyEntry(region, first + timedelta(days=d), start, end, contact_id=officer.id,
+                                     name=officer.name, leader=head.name if head else "",
+                                     leader_phone=head.phone if head else ""))
+    return out

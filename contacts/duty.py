@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -11,7 +12,9 @@ from typing import IO, Any
 
 import redis.asyncio as aioredis
 
+from contacts.directory import ContactDirectory
 from contacts.phone import InvalidPhoneNumber, normalize_e164
+from contacts.reference import Reference
 from contacts.tabular import FileProblem, iter_rows
 
 PREFIX = "ew:duty:"
@@ -27,7 +30,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "end": ("end", "shift_end", "to", "结束时间", "结束", "下班时间"),
     "phone": ("phone", "mobile", "电话", "手机", "手机号码", "联系电话"),
     "contact_id": ("contact_id", "contact", "联系人编号", "人员编号"),
-    "name": ("name", "姓名", "值班人员", "值班人"),
+    "name": ("name", "姓名", "值班人员", "值班人", "值班员"),
+    "leader": ("leader", "带班领导", "带班领导姓名", "带班"),
+    "leader_phone": ("leader_phone", "带班领导电话", "带班领导手机", "带班领导手机号码"),
 }
 _REGION = re.compile(r"^\d{6}(\d{3})?$")
 
@@ -39,7 +44,8 @@ def day_key(region: str, day: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DutyEntry:
-    """One shift: who (a phone, or a registry contact) is on duty for `region` on `day` from `start` to `end`."""
+    """One shift: who (a phone, or a registry contact) is on duty for `region` on `day` from `start` to `end`,
+    and the leader in charge of it (带班领导: a name, and a mobile number when given)."""
 
     region: str
     day: date
@@ -48,6 +54,8 @@ class DutyEntry:
     phone: str = ""
     contact_id: str = ""
     name: str = ""
+    leader: str = ""
+    leader_phone: str = ""
 
     @property
     def shift_id(self) -> str:
@@ -61,13 +69,14 @@ class DutyEntry:
 
     def to_json(self) -> dict[str, str]:
         return {"region": self.region, "date": self.day.isoformat(), "start": f"{self.start:%H:%M}",
-                "end": f"{self.end:%H:%M}", "phone": self.phone, "contact_id": self.contact_id, "name": self.name}
+                "end": f"{self.end:%H:%M}", "phone": self.phone, "contact_id": self.contact_id, "name": self.name,
+                "leader": self.leader, "leader_phone": self.leader_phone}
 
     @classmethod
     def from_json(cls, d: dict[str, str]) -> DutyEntry:
         return cls(region=d["region"], day=date.fromisoformat(d["date"]), start=time.fromisoformat(d["start"]),
                    end=time.fromisoformat(d["end"]), phone=d.get("phone", ""), contact_id=d.get("contact_id", ""),
-                   name=d.get("name", ""))
+                   name=d.get("name", ""), leader=d.get("leader", ""), leader_phone=d.get("leader_phone", ""))
 
 
 @dataclass
@@ -115,13 +124,24 @@ def parse_entry(cells: dict[str, str], default_phone_region: str = "CN") -> Duty
     if not phone and not cid:
         raise ValueError("需要电话或联系人编号 phone or contact_id is required")
     if phone:
-        try:
-            phone, kind = normalize_e164(phone, default_phone_region)
-        except InvalidPhoneNumber as exc:
-            raise ValueError(str(exc)) from None
-        if kind != "mobile":  # escalation notices to the duty officer go by SMS
-            raise ValueError("值班电话须为手机号码（通知以短信发送） the duty phone must be a mobile (notices go by SMS)")
-    return DutyEntry(region, day, start, end, phone, cid, cells.get("name", "").strip()[:40])
+        phone = _mobile(phone, default_phone_region, ("值班电话", "the duty phone"))
+    leader, leader_phone = cells.get("leader", "").strip()[:40], cells.get("leader_phone", "").strip()
+    if leader_phone:
+        leader_phone = _mobile(leader_phone, default_phone_region, ("带班领导电话", "the leader's phone"), named=True)
+        if not leader:
+            raise ValueError("填写了带班领导电话，但没有带班领导姓名 the leader's phone is given without the leader's name")
+    return DutyEntry(region, day, start, end, phone, cid, cells.get("name", "").strip()[:40], leader, leader_phone)
+
+
+def _mobile(raw: str, default_phone_region: str, what: tuple[str, str], *, named: bool = False) -> str:
+    """The E.164 form of a mobile number; ValueError (naming the column when `named`) otherwise."""
+    try:
+        phone, kind = normalize_e164(raw, default_phone_region)
+    except InvalidPhoneNumber as exc:
+        raise ValueError(f"{what[0]}：{exc}" if named else str(exc)) from None
+    if kind != "mobile":  # escalation notices go by SMS
+        raise ValueError(f"{what[0]}须为手机号码（通知以短信发送） {what[1]} must be a mobile (notices go by SMS)")
+    return phone
 
 
 def _header(cells: Sequence[str]) -> dict[str, int]:
@@ -164,6 +184,25 @@ def read_roster(stream: IO[bytes], fmt: str, default_phone_region: str = "CN"
     return good, bad
 
 
+async def check_roster(stream: IO[bytes], fmt: str, *, ref: Reference | None, directory: ContactDirectory,
+                       default_phone_region: str = "CN") -> tuple[list[DutyEntry], list[dict[str, Any]]]:
+    """A roster file read and checked as a whole: its entries, and every refused row ({row, error}, in row order)
+    — a region not in the region tree, a contact id not in the registry, and what `read_roster` refuses.
+
+    The roster is all or nothing: callers write the entries only when nothing was refused.
+    """
+    # off the event loop: a big workbook takes a while to unpack and parse, and nothing else may wait on it
+    good, bad = await asyncio.to_thread(read_roster, stream, fmt, default_phone_region)
+    if ref is not None and len(ref.regions):
+        bad += [{"row": n, "error": f"区划代码不在区划表中 region code not in the region tree: {e.region}"}
+                for n, e in good if e.region not in ref.regions]
+    ids = sorted({e.contact_id for _, e in good if e.contact_id})
+    known = {c.id for c in await directory.get_many(ids)} if ids else set()
+    bad += [{"row": n, "error": f"联系人不存在 unknown contact: {e.contact_id}"} for n, e in good
+            if e.contact_id and e.contact_id not in known]
+    return [e for _, e in good], sorted(bad, key=lambda b: int(b["row"]))
+
+
 class DutyRoster:
     """The roster in Redis: one hash per region and day, and an index of the days held."""
 
@@ -196,6 +235,17 @@ class DutyRoster:
         for day in (local.date() - timedelta(days=1), local.date()):
             found += [e for e in await self.day(region, day) if e.covers(local)]
         return found
+
+    async def between(self, first: date, last: date) -> list[DutyEntry]:
+        """Every shift from `first` to `last` (both included), of every region, by day, region and start."""
+        members = await self.redis.zrangebyscore(INDEX, first.toordinal(), last.toordinal())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                code, iso = member.split("|")
+                pipe.hvals(day_key(code, date.fromisoformat(iso)))
+            replies = await pipe.execute()
+        entries = [DutyEntry.from_json(json.loads(v)) for raw in replies for v in raw]
+        return sorted(entries, key=lambda e: (e.day, e.region, e.start, e.end, e.name))
 
     async def listing(self, *, region: str = "", day: date | None = None, limit: int = 500) -> list[DutyEntry]:
         """Roster rows, by day then region; filtered by a region prefix and a day."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -309,6 +309,22 @@ class RedisRegistry:
         more = len(ids) > limit
         ids = ids[:limit]
         return await self.get_many(ids), (ids[-1] if more and ids else None)
+
+    async def scan_routes(self, batch: int = 2000) -> AsyncIterator[ContactRoute]:
+        """Every contact once, as its route record (id, phone, role, region, channels, active, name), in no order.
+
+        Read a page at a time from the routes hash (HSCAN, so Redis is never held up), or from the contacts'
+        own hashes while some contact was written before that hash existed.
+        """
+        if await self.redis.hlen(k.CONTACT_ROUTES) < await self.count():
+            async for c in self.iter_contacts(batch=batch):
+                yield ContactRoute(c.id, c.phone, c.phone_kind, c.role, c.region, c.channels, c.lang, c.active, c.name)
+            return
+        seen: set[str] = set()  # HSCAN may return a field twice while the hash grows
+        async for cid, rec in self.redis.hscan_iter(k.CONTACT_ROUTES, count=batch):
+            if cid not in seen:
+                seen.add(cid)
+                yield _route(rec)
 
     async def iter_contacts(self, filters: ContactFilter | None = None, batch: int = 1000) -> Any:
         """Every contact matching the filters, in id order, fetched a page at a time."""

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from warning.errors import ConfigError
 from warning.redis_server import SOCKET_FILE, StartupError, folder_owner
@@ -91,19 +92,26 @@ def _serve(args: argparse.Namespace) -> int:
     check_port(host, port)
     if settings.redis.url:
         print(f"存储 store: Redis {masked_url(settings.redis.url)}", file=sys.stderr, flush=True)
+    app = create_app(settings)
     if settings.demo:
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
         print(f"demo county: {settings.section('issuer').get('name')} ({settings.section('issuer').get('code')})")
-        print(f"dashboard: http://{host}:{port}/")
-        for token in settings.tokens:
-            print(f"  demo token  {token.role:<9} {token.token}")
+        print(f"dashboard: {base}/", flush=True)
+        app.on_startup.append(lambda app: _demo_links(app, base))  # once the store is open
     try:
-        web.run_app(create_app(settings), host=host, port=port, print=lambda s: print(s, flush=True),
-                    access_log=None)
+        web.run_app(app, host=host, port=port, print=lambda s: print(s, flush=True), access_log=None)
     except OSError as exc:  # taken between the check and the bind; the private Redis is stopped by then
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise port_error(host, port, exc) from None
         raise
     return 0
+
+
+async def _demo_links(app: Any, base: str) -> None:
+    from warning.login_link_cli import print_demo_links
+    from warning.web.keys import redis_key, settings_key
+
+    await print_demo_links(app[redis_key], app[settings_key], base)
 
 
 def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,9 +125,9 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def registrars() -> list[Registrar]:
     """Every subcommand; modules that own a command provide its registrar."""
-    from warning import cap_cli, contacts_cli, worker_cli
+    from warning import cap_cli, contacts_cli, login_link_cli, worker_cli
 
-    return [_register_serve, worker_cli.register, cap_cli.register, contacts_cli.register]
+    return [_register_serve, worker_cli.register, cap_cli.register, contacts_cli.register, login_link_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -126,6 +126,39 @@ class Page:
         await self.call("Page.addScriptToEvaluateOnNewDocument",
                         source="window.confirm = function () { return true; };")
 
+    async def set_viewport(self, width: int, height: int) -> None:
+        """Lay the page out at this size (CSS pixels), as a window of that size would."""
+        await self.width(width, height)
+
+    async def full_screenshot(self, path: Path, *, max_height: int = 4000) -> None:
+        """The whole page (up to max_height) at the current width; the viewport is put back afterwards."""
+        width, height = await self.evaluate("[innerWidth, innerHeight]")
+        full = await self.evaluate("document.documentElement.scrollHeight")
+        await self.set_viewport(width, min(max(full, height), max_height))
+        try:
+            await self.screenshot(path)
+        finally:
+            await self.set_viewport(width, height)
+
+    async def click_and_wait(self, selector: str, timeout_s: float = 20.0) -> None:
+        """Click an element that leads to another document (a link, a form's button) and wait for it."""
+        await self.evaluate("window.__leaving = 1")
+        await self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+        await self.loaded(timeout_s)
+
+    async def type_into(self, selector: str, text: str) -> None:
+        """Put text into a field as typing would (the field's value, then an input event)."""
+        await self.evaluate(f"(function (el) {{ el.focus(); el.value = {json.dumps(text)}; "
+                            "el.dispatchEvent(new Event('input', {bubbles: true})); })"
+                            f"(document.querySelector({json.dumps(selector)}))")
+
+    async def set_files(self, selector: str, *paths: Path) -> None:
+        """Choose files for an <input type=file>, as the file picker would."""
+        root = await self.call("DOM.getDocument", depth=0)
+        found = await self.call("DOM.querySelector", nodeId=root["root"]["nodeId"], selector=selector)
+        assert found.get("nodeId"), f"no element {selector}"
+        await self.call("DOM.setFileInputFiles", nodeId=found["nodeId"], files=[str(p) for p in paths])
+
 
 @asynccontextmanager
 async def headless(profile: Path, *, width: int = 1280, height: int = 900) -> AsyncIterator[Page]:

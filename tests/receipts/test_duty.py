@@ -198,3 +198,39 @@ async def test_escalation_reaches_the_townships_on_duty_officer_when_nobody_is_t
     audit = await (await rig.client.get(f"/api/v1/warnings/{w['id']}/audit", headers=auth("viewer"))).json()
     steps = [(e["detail"]["step_action"], e["detail"]["messages"]) for e in audit["items"] if e["action"] == "escalate"]
     assert steps == [("call", 1), ("notify_supervisor", 1)]
+
+
+LEADERS = ("行政区划代码,值班日期,开始时间,结束时间,手机号码,值班员,带班领导,带班领导电话\r\n"
+           f"{TONGCHUAN},2026-07-01,08:00,20:00,13900000001,王值班,李镇长,13900000009\r\n"
+           f"{LUXI},2026-07-01,08:00,20:00,13900000004,赵值班,周书记,\r\n"
+           f"{TONGCHUAN},2026-07-01,20:00,08:00,13900000003,夜班,,\r\n")
+
+
+async def test_each_shift_carries_its_leader_masked_for_viewers(make_rig: Any) -> None:
+    rig = await make_rig()
+    resp = await post_roster(rig, LEADERS.encode())
+    assert await resp.json() == {"accepted": 3, "updated": 0, "rejected": []}
+    shown = {(i["name"], i["leader"], i["leader_phone"]) for i in await listing(rig, "", "approver")}
+    assert shown == {("王值班", "李镇长", "+8613900000009"), ("赵值班", "周书记", ""), ("夜班", "", "")}
+    viewer = {(i["name"], i["leader_phone"]) for i in await listing(rig, "", "viewer")}
+    assert viewer == {("王值班", "139****0009"), ("赵值班", ""), ("夜班", "")}
+    [day] = [e for e in await rig.services.duty.day(TONGCHUAN, date(2026, 7, 1)) if e.name == "王值班"]
+    assert (day.leader, day.leader_phone) == ("李镇长", "+8613900000009")
+    # a new leader for the same shift replaces the row, it does not add a second one
+    again = LEADERS.replace("李镇长,13900000009", "陈副镇长,")
+    assert await (await post_roster(rig, again.encode())).json() == {"accepted": 0, "updated": 3, "rejected": []}
+    assert {i["leader"] for i in await listing(rig, f"?region={TONGCHUAN}")} == {"陈副镇长", ""}
+
+
+async def test_a_bad_leader_phone_refuses_the_row_and_names_the_column(make_rig: Any) -> None:
+    rig = await make_rig()
+    lines = ["region,date,start,end,phone,name,leader,leader_phone",
+             f"{TONGCHUAN},2026-07-01,08:00,20:00,13900000001,王值班,李镇长,12345",
+             f"{TONGCHUAN},2026-07-01,20:00,08:00,13900000003,夜班,李镇长,028-85551234",
+             f"{LUXI},2026-07-01,08:00,20:00,13900000004,赵值班,,13900000009"]
+    resp = await post_roster(rig, "\r\n".join(lines).encode())
+    assert resp.status == 400
+    errors = {r["row"]: r["error"] for r in (await resp.json())["rejected"]}
+    assert errors[2].startswith("带班领导电话：手机号码无效") and "须为手机号码" in errors[3]
+    assert "带班领导电话" in errors[3] and "没有带班领导姓名" in errors[4]
+    assert await listing(rig) == []

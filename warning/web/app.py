@@ -34,6 +34,7 @@ from warning.web import (
     warnings_api,
     workbench,
 )
+from warning.web.desk import wiring as desk
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -61,6 +62,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     warning_page.setup,
     workbench.setup,
     approvals.setup,
+    desk.setup,
 ]
 
 

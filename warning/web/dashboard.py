@@ -21,6 +21,7 @@ from aiohttp import web
 from warning.coverage import coverage
 from warning.errors import BadRequest, Forbidden, NotFound
 from warning.logs import register_secret
+from warning.settings import Token
 from warning.web import delivery_api, followup_api, throttle, warnings_api
 from warning.web.bodies import read_form
 from warning.web.dashboard_live import LiveStreams, coverage_stream, percent
@@ -31,8 +32,10 @@ from warning.web.dashboard_session import (
     Session,
     SessionBook,
     link_key,
+    link_signature,
     revoked_key,
 )
+from warning.web.desk.today import on_duty_now
 from warning.web.keys import (
     clock_key,
     live_streams_key,
@@ -241,10 +244,7 @@ async def login_link(request: web.Request) -> web.Response:
     paused = await _sign_in_paused(request, secrets.token_urlsafe(18), subjects)
     if paused is not None:
         return paused
-    name = None
-    if book.link_ok(nonce, signature):
-        name = await request.app[redis_key].getdel(link_key(nonce))
-    token = next((t for t in book.tokens if t.name == name), None) if name else None
+    token = await _link_token(request, nonce, signature)
     if token is None or token.role not in DASHBOARD_ROLES:
         await throttle.SIGN_IN.failed(request.app[redis_key], request.app[clock_key], *subjects)
         return _login_page(request, secrets.token_urlsafe(18), error="链接无效或已使用 The link is invalid or used",
@@ -252,6 +252,17 @@ async def login_link(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(safe_next(request.query.get("next")))
     book.set_cookie(response, COOKIE, book.issue(token, request.app[clock_key].now()), max_age=book.ttl_s)
     raise response
+
+
+async def _link_token(request: web.Request, nonce: str, signature: str) -> Token | None:
+    """The token a one-time link signs in as, using the link up; None (the link left as it was) when its signature
+    does not match, and None when it is unknown, expired or already used."""
+    redis: Any = request.app[redis_key]  # decode_responses=True: replies are str
+    name = await redis.get(link_key(nonce)) if nonce else None
+    token = request.app[session_book_key].token_named(name) if name else None
+    if token is None or not secrets.compare_digest(link_signature(token, nonce).encode(), signature.encode()):
+        return None
+    return token if await redis.getdel(link_key(nonce)) == name else None  # a second use at the same moment loses
 
 
 @routes.post("/logout", summary="Sign out (form: csrf)", roles=None, description=SESSION,
@@ -279,9 +290,10 @@ async def index(request: web.Request) -> web.Response:
     items = [{"w": r.summary(), "c": coverage(c)} for r, c in zip(records, counts, strict=True)]
     pending = sum(1 for r in records if r.state.value == "pending_approval")
     feeds = await services.feeds.panel() if services.feeds is not None else {}
+    duty = await on_duty_now(request.app, masked=request[principal_key].role == "viewer")
     return render(request, "dashboard/index.html", {"items": items, "state_zh": STATE_ZH, "pct": percent,
                                                     "page": "warnings", "pending_count": pending,
-                                                    "feeds_panel": feeds})
+                                                    "feeds_panel": feeds, "duty": duty})
 
 
 async def _document(request: web.Request, warning_id: str) -> dict[str, Any]:

@@ -2,6 +2,11 @@
 
 The cookie never holds the token itself: it names the token and is signed with a key that also covers a
 fingerprint of the token's value, so rotating a token in the configuration ends its sessions.
+
+A one-time link is a random nonce kept in Redis (naming the token, with a TTL, deleted when used) and a signature
+keyed by the token's own value: whoever makes a link holds the token (the service's configuration, as
+`warning login-link` does), the running service checks it without sharing a secret with the command, and a
+rotated token ends its links.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -24,7 +31,12 @@ COOKIE = "ew_session"
 LOGIN_COOKIE = "ew_login"
 #: roles that may use the dashboard (feed tokens are for machines)
 DASHBOARD_ROLES = ("admin", "issuer", "approver", "viewer")
+#: the token roles as people in the office call them
+ROLE_ZH = {"admin": "管理员", "issuer": "发布员", "approver": "审签人", "viewer": "查看员", "feed": "数据源"}
+#: how long a link made for a browser test or the API lasts, unless said otherwise
 LINK_TTL_S = 120
+#: the longest a one-time link may stay valid (a link is as good as the token until it is used)
+MAX_LINK_TTL_S = 24 * 3600
 
 
 def _b64(data: bytes) -> str:
@@ -65,7 +77,8 @@ class SessionBook:
         msg = "\x1f".join((purpose, *parts)).encode()
         return _b64(hmac.new(self.secret, msg, hashlib.sha256).digest())
 
-    def _token(self, name: str) -> Token | None:
+    def token_named(self, name: str) -> Token | None:
+        """The configured token of that name."""
         return next((t for t in self.tokens if t.name == name), None)
 
     @staticmethod
@@ -87,7 +100,7 @@ class SessionBook:
             name, expires, sid = str(doc["n"]), int(doc["e"]), str(doc["s"])
         except (ValueError, KeyError, TypeError):
             return None
-        token = self._token(name)
+        token = self.token_named(name)
         if token is None or token.role not in DASHBOARD_ROLES:
             return None
         if not hmac.compare_digest(mac.encode(), self._mac("session", payload, self._fingerprint(token)).encode()):
@@ -113,14 +126,6 @@ class SessionBook:
         # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch)
         return bool(anchor) and hmac.compare_digest(self.csrf(anchor).encode(), presented.encode())
 
-    # ---- one-time login links ------------------------------------------------------------
-    def link_signature(self, nonce: str) -> str:
-        return self._mac("link", nonce)
-
-    def link_ok(self, nonce: str, presented: str) -> bool:
-        """Whether `presented` is the signature of a one-time link's nonce (any text; compared as bytes)."""
-        return bool(nonce) and hmac.compare_digest(self.link_signature(nonce).encode(), presented.encode())
-
     def set_cookie(self, response: web.StreamResponse, name: str, value: str, max_age: int | None) -> None:
         """HttpOnly, SameSite=Strict, path /; Secure when the service is reached over https."""
         response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="Strict",
@@ -137,15 +142,26 @@ def revoked_key(sid: str) -> str:
     return f"{keys.PREFIX}session:revoked:{sid}"
 
 
-async def issue_login_link(app: web.Application, token_name: str, *, next_path: str = "/dashboard") -> str:
-    """A one-time path that signs `token_name` in (for the demo and browser tests); valid LINK_TTL_S seconds."""
-    from urllib.parse import quote
+def link_signature(token: Token, nonce: str) -> str:
+    """The signature of a one-time link's nonce, keyed by the value of the token it signs in as."""
+    return _b64(hmac.new(token.token.encode(), f"login-link\x1f{nonce}".encode(), hashlib.sha256).digest())
 
+
+async def create_login_link(redis: Any, token: Token, *, ttl_s: int, next_path: str = "/dashboard") -> str:
+    """A one-time path that signs `token` in, valid `ttl_s` seconds, stored in the service's Redis."""
+    if not 1 <= ttl_s <= MAX_LINK_TTL_S:
+        raise ValueError(f"a link lasts 1 s to {MAX_LINK_TTL_S} s, not {ttl_s}")
+    nonce = secrets.token_urlsafe(18)
+    await redis.set(link_key(nonce), token.name, ex=ttl_s)
+    return f"/login/link?t={nonce}.{link_signature(token, nonce)}&next={quote(next_path, safe='/')}"
+
+
+async def issue_login_link(app: web.Application, token_name: str, *, next_path: str = "/dashboard",
+                           ttl_s: int = LINK_TTL_S) -> str:
+    """A one-time path that signs `token_name` in (the demo's links, browser tests); KeyError for an unknown name."""
     from warning.web.keys import redis_key, session_book_key
 
-    book = app[session_book_key]
-    if book._token(token_name) is None:
+    token = app[session_book_key].token_named(token_name)
+    if token is None:
         raise KeyError(token_name)
-    nonce = secrets.token_urlsafe(18)
-    await app[redis_key].set(link_key(nonce), token_name, ex=LINK_TTL_S)
-    return f"/login/link?t={nonce}.{book.link_signature(nonce)}&next={quote(next_path, safe='/')}"
+    return await create_login_link(app[redis_key], token, ttl_s=ttl_s, next_path=next_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -11,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from contacts.duty import read_roster
+from contacts.duty import check_roster
 from contacts.export import csv_text, guard, xlsx_bytes
 from contacts.phone import mask_phone
 from contacts.tabular import FileProblem, sniff_format
@@ -120,7 +119,8 @@ async def get_reports(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/duty", summary="The duty roster (值班表)", roles=READERS,
             params=[query_param("region", "a region code prefix"), query_param("date", "YYYY-MM-DD")],
-            description="Viewers see phone numbers masked.", responses=error_responses(400))
+            description="Each shift: region, date, start, end, phone, contact_id, name (值班员), leader and "
+                        "leader_phone (带班领导). Viewers see phone numbers masked.", responses=error_responses(400))
 async def get_duty(request: web.Request) -> web.Response:
     q = request.query
     try:
@@ -135,15 +135,17 @@ async def get_duty(request: web.Request) -> web.Response:
     items = []
     for e in entries:
         item = e.to_json()
-        if masked and item["phone"]:
-            item["phone"] = mask_phone(item["phone"])
+        for key in ("phone", "leader_phone"):
+            if masked and item[key]:
+                item[key] = mask_phone(item[key])
         items.append(item)
     return web.json_response({"items": items}, dumps=_dumps)
 
 
 @routes.post("/api/v1/duty", summary="Import duty roster rows (CSV or XLSX)", roles=("issuer",),
              description="Columns: region (6 or 9 digits), date, start, end (HH:MM; an end not after the start "
-                         "runs past midnight), phone or contact_id, name. Nothing is written when a row is bad.",
+                         "runs past midnight), phone or contact_id, name, leader (带班领导) and leader_phone "
+                         "(带班领导电话, a mobile), both optional. Nothing is written when a row is bad.",
              responses={"200": {"description": "{accepted, updated, rejected}"}, **error_responses(400, 413)})
 async def post_duty(request: web.Request) -> web.Response:
     data = await request.read()
@@ -152,23 +154,14 @@ async def post_duty(request: web.Request) -> web.Response:
     region = str(request.app[settings_key].section("registry").get("default_phone_region", "CN"))
     try:
         fmt = sniff_format(data[:8], "", request.content_type)
-        # off the event loop: a big workbook takes a while to unpack and parse, and nothing else may wait on it
-        good, bad = await asyncio.to_thread(read_roster, io.BytesIO(data), fmt, region)
+        entries, bad = await check_roster(io.BytesIO(data), fmt, ref=request.app.get(reference_key),
+                                          directory=request.app[registry_key], default_phone_region=region)
     except FileProblem as exc:
         raise BadRequest("invalid file", str(exc)) from None
-    ref = request.app.get(reference_key)
-    if ref is not None and len(ref.regions):
-        bad += [{"row": n, "error": f"区划代码不在区划表中 region code not in the region tree: {e.region}"}
-                for n, e in good if e.region not in ref.regions]
-    ids = sorted({e.contact_id for _, e in good if e.contact_id})
-    known = {c.id for c in await request.app[registry_key].get_many(ids)} if ids else set()
-    bad += [{"row": n, "error": f"联系人不存在 unknown contact: {e.contact_id}"} for n, e in good
-            if e.contact_id and e.contact_id not in known]
     if bad:
-        return web.json_response({"accepted": 0, "updated": 0, "rejected": sorted(bad, key=lambda b: b["row"])},
-                                 status=400, dumps=_dumps)
+        return web.json_response({"accepted": 0, "updated": 0, "rejected": bad}, status=400, dumps=_dumps)
     services = request.app[services_key]
-    new, replaced = await services.duty.put([e for _, e in good], services.clock.now())
+    new, replaced = await services.duty.put(entries, services.clock.now())
     return web.json_response({"accepted": new, "updated": replaced, "rejected": []}, dumps=_dumps)
 
 
