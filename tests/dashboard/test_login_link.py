@@ -68,7 +68,7 @@ async def test_the_command_prints_a_link_that_signs_in_once(world: World, store_
     resp = await world.client.get(path, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
     page = await world.client.get("/dashboard")
-    assert "approver (approver)" in await page.text()
+    assert "approver · 审签人" in await page.text()  # signed in as that token
     world.client.session.cookie_jar.clear()
     assert (await world.client.get(path, allow_redirects=False)).status == 403  # once only
     assert await redis.keys("ew:login:*") == []

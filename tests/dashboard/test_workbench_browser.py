@@ -150,7 +150,7 @@ async def test_a_rejection_reaches_the_drafter_and_a_viewer_sees_no_action(world
         await browser.sign_in("viewer", path)
         forms = await page.evaluate("[...document.querySelectorAll('form')].map(f => f.getAttribute('action'))")
         assert forms == ["/logout"], (path, forms)
-        buttons = await page.evaluate("[...document.querySelectorAll('main button, main a.button, main summary')]"
+        buttons = await page.evaluate("[...document.querySelectorAll('main button, main a.button, main summary.button')]"
                                       ".map(b => b.textContent.trim())")
         assert buttons == [], (path, buttons)
         assert await page.evaluate("!!document.querySelector('[data-nav=draft]')") is False

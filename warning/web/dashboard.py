@@ -113,7 +113,8 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
     lang = _lang(request)
     session = request.get(session_key)
     ctx = {"lang": lang, "nonce": nonce, "session": session, "request": request, "csrf": _csrf_of(request),
-           "may": functools.partial(may, session), "role_names": ROLE_NAMES, "page": "", "pending_count": 0,
+           "may": functools.partial(may, session), "role_names": ROLE_NAMES, "page": _section_of(request.path),
+           "pending_count": 0,
            **context}
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     response.headers.update({
@@ -123,6 +124,12 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
         "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store"})
     return response
+
+
+def _section_of(path: str) -> str:
+    """The header menu's entry a page belongs to: /dashboard/contacts/… → contacts (the menu marks it)."""
+    parts = path.split("/")
+    return parts[2].removesuffix(".xlsx") if len(parts) > 2 and parts[1] == "dashboard" else ""
 
 
 def _csrf_of(request: web.Request) -> str:

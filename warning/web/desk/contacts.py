@@ -100,7 +100,7 @@ async def contacts_page(request: web.Request) -> web.Response:
                active=q.get("active", ""), cursor=nxt or "") if nxt else ""
     return render(request, "desk/contacts.html", {
         "rows": [_row(request, c, ref, county, sups) for c in items], "total": total, "limit": SEARCH_LIMIT,
-        "more": more, "errors": errors, "q": q, "roles": list(ref.roles.roles.values()),
+        "more": more, "errors": errors, "search": q, "roles": list(ref.roles.roles.values()),
         "regions": region_choices(ref, county), "may_edit": may(request, ADMIN), "done": q.get("done", ""),
         "url": lambda path, **kw: url(request, path, **kw)}, status=400 if errors else 200)
 
