@@ -19,7 +19,16 @@ from warning.housekeeping import build_scheduler
 from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
-from warning.web import contacts_api, dashboard, delivery_api, followup_api, hooks, system, warnings_api
+from warning.web import (
+    contacts_api,
+    dashboard,
+    delivery_api,
+    evaluation_api,
+    followup_api,
+    hooks,
+    system,
+    warnings_api,
+)
 from warning.web.keys import (
     Deps,
     clock_key,
@@ -42,6 +51,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     hooks.setup,
     followup_api.setup,
     dashboard.setup,
+    evaluation_api.setup,
 ]
 
 
