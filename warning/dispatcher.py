@@ -13,7 +13,7 @@ from warning.audit import AuditLog
 from warning.clock import Clock
 from warning.delivery import Delivery, DeliveryState
 from warning.delivery_store import DeliveryStore, Row
-from warning.model import MsgType
+from warning.model import MsgType, Status
 from warning.policy import Policy
 from warning.record import WarningRecord
 from warning.targeting import Recipient, Targeting
@@ -36,7 +36,10 @@ STOPPABLE = frozenset({S.PENDING, S.RETRY_WAIT})
 
 
 def priority_of(record: WarningRecord) -> int:
-    return EXERCISE_PRIORITY if record.is_exercise else PRIORITY[record.level.value]
+    """Drills and System messages (registry checks) come after every live warning."""
+    if record.is_exercise or record.content.status is Status.SYSTEM:
+        return EXERCISE_PRIORITY
+    return PRIORITY[record.level.value]
 
 
 @dataclass(frozen=True, slots=True)

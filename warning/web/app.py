@@ -20,6 +20,7 @@ from warning.logs import register_secret
 from warning.redis_server import PrivateRedis
 from warning.settings import Settings
 from warning.web import (
+    checks_api,
     contacts_api,
     dashboard,
     delivery_api,
@@ -52,6 +53,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     followup_api.setup,
     dashboard.setup,
     evaluation_api.setup,
+    checks_api.setup,
 ]
 
 

@@ -127,6 +127,8 @@ async def twilio_status(request: web.Request) -> web.Response:
 
 def reply_text(outcome: ReplyOutcome) -> str:
     """What we answer a reply with: a confirmation, a thank-you for a report, or the help text."""
+    if outcome.text:
+        return outcome.text
     code = f"（编号{outcome.reply_code}）" if outcome.reply_code else ""
     if outcome.kind == "acked":
         return f"已确认收到「{outcome.headline}」{code}，谢谢。Confirmed, thank you."
