@@ -21,7 +21,7 @@ from warning.audit import AuditLog
 from warning.channel import InboundMessage
 from warning.clock import Clock
 from warning.delivery import ALLOWED, QUEUED, DeliveryState
-from warning.delivery_store import Change, DeliveryStore, Row, region_fields
+from warning.delivery_store import CHECK_PREFIX, Change, DeliveryStore, Row, region_fields
 from warning.logs import redact
 from warning.record import LIVE_STATES, WarningRecord
 from warning.warning_store import REPLY_ALPHABET, REPLY_CODE_LEN, WarningStore
@@ -76,6 +76,8 @@ def ack_counters(row: Row, acked_at: datetime, issued_at: datetime | None) -> li
     if issued_at is not None:
         waited_s = (acked_at - issued_at).total_seconds()
         names += [name for limit, name in ACK_WINDOWS if waited_s <= limit]
+    if row.needs_check:  # a number flagged needs_check counts apart (delivery_store.counter_fields)
+        return [f"{CHECK_PREFIX}{name}" for name in names]
     out = [f"k:{row.delivery.kind}:acked"]
     for name in names:
         out += [name, *region_fields(row.region, name)]

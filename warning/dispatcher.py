@@ -66,6 +66,8 @@ class Dispatcher:
         """Plan, record and queue the deliveries of `record.version`; safe to run again (idempotent)."""
         recipients = await self._audience(record, previous)
         rows, unrouted = self._rows(record, recipients)
+        if previous is not None:  # people an earlier version counted stay in the column they were counted in
+            rows = await self.store.as_planned(record.id, rows)
         info = {r.id: _recipient_info(r) for r in recipients}
         created = 0
         for i in range(0, len(rows), CHUNK):
@@ -101,6 +103,7 @@ class Dispatcher:
             recipients = await self.targeting.people(record, self.policy.for_level(record.level.value),
                                                      only=set(people))
         rows, _ = self._rows(record, recipients)
+        rows = await self.store.as_planned(record.id, rows)
         created = await self.store.create_many(record.id, rows, {r.id: _recipient_info(r) for r in recipients})
         await self.enqueue(record, [r.delivery for r in rows])
         if created:
@@ -160,7 +163,8 @@ class Dispatcher:
                 continue
             d = Delivery(id=r.delivery_id(record.id, record.version), warning_id=record.id, version=record.version,
                          recipient_id=r.id, channel=channel, kind=r.kind, address=r.address, updated_at=now)
-            rows.append(Row(d, region=r.region, role=r.role, lang=r.lang, msg_type=msg, name=r.name))
+            rows.append(Row(d, region=r.region, role=r.role, lang=r.lang, msg_type=msg, name=r.name,
+                            needs_check=r.needs_check))
         return rows, unrouted
 
     async def enqueue(self, record: WarningRecord, deliveries: Sequence[Delivery]) -> None:
@@ -192,5 +196,6 @@ class Dispatcher:
 
 
 def _recipient_info(r: Recipient) -> dict[str, str]:
-    return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else ""}
+    return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else "",
+            **({"needs_check": "1"} if r.needs_check else {})}
 

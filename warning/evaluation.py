@@ -151,7 +151,9 @@ async def evaluate(store: DeliveryStore, redis: aioredis.Redis, record: WarningR
     acked = await store.acked(record.id)
     by_person = people_rows(await store.rows(record.id, await store.ids(record.id)))
     doc = coverage(await store.counts(record.id), region_names=labels.regions)
-    times = confirm_times(by_person, acked, issued, record.created_at)
+    # people whose number was flagged needs_check count apart (coverage's `needs_check`): not in the times either
+    counted = {rid: rows for rid, rows in by_person.items() if not any(r.needs_check for r in rows)}
+    times = confirm_times(counted, acked, issued, record.created_at)
     people = unconfirmed_of(by_person, set(acked), phone=labels.phone)
     for p in people:
         p["role_zh"] = labels.role(p["role"])

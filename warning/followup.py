@@ -48,7 +48,8 @@ def unconfirmed_of(by_person: Mapping[str, Sequence[Row]], acked: set[str], *, p
             continue
         first = rows[0]
         people.append({"id": rid, "name": first.name, "role": first.role, "region": first.region,
-                       "phone": phone(first.delivery.address), "tried": tried(rows)})
+                       "phone": phone(first.delivery.address), "tried": tried(rows),
+                       "needs_check": any(r.needs_check for r in rows)})
     return sorted(people, key=lambda p: (p["region"], p["name"]))
 
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -321,7 +321,7 @@ class ReceiptService:
                   "provider_ref": d.provider_ref or ""}
         event = json.dumps({"d": d.id, "w": d.warning_id, "k": d.kind, "s": S.RETRY_WAIT.value, "o": d.state.value,
                             "r": row.region, "at": now.isoformat()}, ensure_ascii=False)
-        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
+        return Change(d.state, replace(row, delivery=moved), fields,
                       deltas, event=event, retry_at=retry_at.timestamp())
 
     @staticmethod

@@ -332,3 +332,41 @@ async def test_the_default_time_to_answer_and_the_failure_codes_come_from_the_co
     await post_signed(rig, rec.form["StatusCallback"],
                       message_status_params(rec.sid or "", "undelivered", to=rec.to, error_code="30003"))
     assert (await flag(rig, people["甲"]) or {}).get("reason") == "failed"
+
+
+async def test_numbers_to_check_are_sent_to_but_counted_apart_in_a_warnings_coverage(make_rig: Any) -> None:
+    rig = await make_rig()
+    people = await county(rig)  # 潼川镇: 甲 乙 丙 丁 and a landline (座机)
+    for name in ("乙", "丙"):
+        resp = await rig.client.patch(f"/api/v1/contacts/{people[name].id}", json={"needs_check": True},
+                                      headers=auth("admin"))
+        assert resp.status == 200
+    yellow = {**BLUE, "level": "yellow", "headline": "潼川镇暴雨黄色预警"}
+    w = await issue(rig, yellow)
+    await rig.pump(lambda: settled_sends(rig, w["id"]))
+    sent = {r.to for r in rig.fakes["primary"].accepted()}
+    assert {people["乙"].phone, people["丙"].phone} <= sent  # still sent to
+    await answer(rig, people["甲"].phone, "收到")
+    await answer(rig, people["乙"].phone, "收到")
+    cov = await (await rig.client.get(f"/api/v1/warnings/{w['id']}/coverage", headers=auth("viewer"))).json()
+    assert (cov["targeted"], cov["acked"], cov["sent"]) == (3, 1, 3)  # 甲 丁 座机 (the landline by a call)
+    assert cov["by_region"][TONGCHUAN]["targeted"] == 3 and cov["by_channel"]["sms"]["sent"] == 2
+    nc = cov["needs_check"]
+    assert (nc["targeted"], nc["sent"], nc["acked"], nc["acked_5m"]) == (2, 2, 1, 1)
+    # flagged while the warning runs: 丁 stays where the warning counted him, through an update too
+    resp = await rig.client.patch(f"/api/v1/contacts/{people['丁'].id}", json={"needs_check": True},
+                                  headers=auth("admin"))
+    assert resp.status == 200
+    resp = await rig.client.post(f"/api/v1/warnings/{w['id']}/update", json={**yellow, "instruction": "注意山洪。"},
+                                 headers=auth("issuer"))
+    assert resp.status == 200, await resp.text()
+    await rig.pump(lambda: settled_sends(rig, w["id"]))
+    cov = await (await rig.client.get(f"/api/v1/warnings/{w['id']}/coverage", headers=auth("viewer"))).json()
+    assert (cov["targeted"], cov["needs_check"]["targeted"]) == (3, 2)
+    assert cov["sent"] == 6 and cov["needs_check"]["sent"] == 4  # two versions each
+    # the evaluation times only those counted; the list of the unconfirmed says whose number is in doubt
+    doc = await (await rig.client.get(f"/api/v1/warnings/{w['id']}/evaluation", headers=auth("viewer"))).json()
+    assert doc["confirm_times"]["confirmed"] == 1 and doc["coverage"]["needs_check"]["acked"] == 1
+    never = {p["name"]: p["needs_check"] for t in doc["unconfirmed"]["townships"] for v in t["villages"]
+             for p in v["people"]}
+    assert never == {"丙": True, "丁": False, "座机": False}
