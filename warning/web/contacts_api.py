@@ -374,7 +374,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         n = int(settings.section("demo").get("contacts", 300))
         county = str(settings.section("issuer").get("code", "510722"))
         seeded = await seed_demo(registry, ref.regions, n, now=app[clock_key].now(), roles=ref.roles.keys(),
-                                 county=county)
+                                 positions=ref.positions.keys(), county=county)
         logger.info("demo registry seeded: %s", seeded)
     yield
 
