@@ -176,7 +176,7 @@ def wire_checks(services: Services, planner: Any, names: Mapping[str, str]) -> N
     if not isinstance(s.directory, RedisRegistry):
         return
     s.checks = RegistryChecks(redis=s.redis, store=s.deliveries, registry=s.directory, planner=planner,
-                              dispatcher=s.dispatcher, ledger=s.ledger, audit=s.audit,
+                              dispatcher=s.dispatcher, due=s.due, ledger=s.ledger, audit=s.audit,
                               retention=s.warnings.retention, policy=s.policy, clock=s.clock, settings=settings,
                               issuer=s.settings.section("issuer"), region_names=names)
     s.replies.check_hook = s.checks.claim_reply

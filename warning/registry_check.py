@@ -30,6 +30,7 @@ from warning.delivery import Delivery, DeliveryState
 from warning.delivery_store import DeliveryStore, Row
 from warning.dispatcher import Dispatcher
 from warning.drafting import CN_TZ
+from warning.due import DueQueue
 from warning.errors import ConfigError, EarlyWarningError
 from warning.escalation import Planner
 from warning.model import Area, EarlyWarning, Info, Level, MsgType, Scope, Status, WarningState
@@ -46,7 +47,7 @@ MSG_TYPE = "check"
 #: the due-queue timer that closes a check at its end: `chk|<check id>`
 TIMER = "chk"
 #: checks still open: id → when they end (shared by every check; a check leaves it when it closes)
-OPEN_INDEX = keys.PREFIX + "checks:open"
+OPEN_INDEX = keys.CHECKS_OPEN
 #: how long people may take to answer, at least and at most
 MIN_REPLY_WITHIN_S = 60
 MAX_REPLY_WITHIN_S = 30 * 86400
@@ -166,11 +167,12 @@ class RegistryChecks:
     """Starts checks, credits replies to them, closes them at their end, and flags numbers that fail for good."""
 
     def __init__(self, *, redis: aioredis.Redis, store: DeliveryStore, registry: CheckFlags, planner: Planner,
-                 dispatcher: Dispatcher, ledger: AckLedger, audit: AuditLog, retention: Retention, policy: Policy,
-                 clock: Clock, settings: CheckSettings, issuer: Mapping[str, Any],
+                 dispatcher: Dispatcher, due: DueQueue, ledger: AckLedger, audit: AuditLog, retention: Retention,
+                 policy: Policy, clock: Clock, settings: CheckSettings, issuer: Mapping[str, Any],
                  region_names: Mapping[str, str] | None = None) -> None:
         self.redis: Any = redis
         self.store, self.registry, self.planner, self.dispatcher = store, registry, planner, dispatcher
+        self.due = due
         self.ledger, self.audit, self.retention, self.policy = ledger, audit, retention, policy
         self.clock, self.settings, self.issuer = clock, settings, issuer
         self.region_names = dict(region_names or {})
@@ -235,7 +237,7 @@ class RegistryChecks:
         cid = self.new_id()
         await self._reserve(cid, region, ends)
         # the closing timer before anything else: whatever fails after this, the check closes (and frees the region)
-        await self.redis.zadd(keys.DUE_KEY, {f"{TIMER}|{cid}": ends.timestamp()})
+        await self.due.push(DueQueue.member(TIMER, cid), ends)
         record = self._carrier(cid, region, now, ends, actor)
         await self._write(record, region, roles, reply_within_s, actor, others)
         rows = [self._row(record, c) for c in mobiles]

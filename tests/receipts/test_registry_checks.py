@@ -291,7 +291,7 @@ async def test_every_key_of_a_check_expires_at_its_end_plus_retention(make_rig: 
     await run_to_end(rig, 3600)
     redis = rig.services.redis
     ttls = await every_key(redis)
-    assert without_expiry(ttls) == []  # the open-checks index is empty again, so gone
+    assert without_expiry(ttls) == [] and await redis.exists(keys.CHECKS_OPEN) == 0  # closed: the index is empty
     mine = await of_warning(redis, cid, ttls)
     kinds = {k.split("}:")[1].split(":")[0] if keys.tag(cid) in k else k.split(":")[1] for k in mine}
     assert {"warning", "d", "deliveries", "recipients", "counts", "acked", "esc", "audit", "ref"} <= kinds
