@@ -27,6 +27,10 @@ SITE_ROLES = {"reservoir": ("reservoir_keeper", "reservoir_admin_head", "reservo
               "landslide": ("hazard_monitor",)}
 #: roles registered at the township office rather than in a village
 TOWNSHIP_ROLES = ("cadre", "duty_officer")
+#: positions (职务) the demo hands out: by role, and to the first and second cadre of each township (主要负责人,
+#: 分管负责人) and the first village committee member of each village (村（社区）负责人)
+ROLE_POSITIONS = {"village_liaison_cadre": "village_liaison_cadre", "duty_officer": "duty_officer",
+                  "grid_informant": "grid_worker"}
 CENTRE = (31.09, 105.09)  # 三台县, roughly
 
 
@@ -62,10 +66,28 @@ def demo_contacts(regions: RegionTree, n: int, roles: Sequence[str], county: str
     return out
 
 
+def with_positions(people: Sequence[Contact], positions: Sequence[str]) -> list[Contact]:
+    """The demo's positions (ROLE_POSITIONS, each township's first two cadres, each village's first committee
+    member), where the configuration has them."""
+    known = set(positions)
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for c in people:
+        place = c.region[:9] if c.role == "cadre" else c.region
+        nth = seen[(c.role, place)] = seen.get((c.role, place), 0) + 1
+        position = ROLE_POSITIONS.get(c.role, "none")
+        if c.role == "cadre" and nth <= 2:
+            position = ("principal", "deputy")[nth - 1]
+        elif c.role == "village_committee" and nth == 1 and len(c.region) == 12:
+            position = "village_head"
+        out.append(c.with_changes(position=position) if position in known else c)
+    return out
+
+
 async def seed_demo(registry: RedisRegistry, regions: RegionTree, n: int, *, now: datetime,
-                    roles: Sequence[str], county: str = "510722") -> dict[str, int]:
+                    roles: Sequence[str], county: str = "510722", positions: Sequence[str] = ()) -> dict[str, int]:
     """Write the demo registry (idempotent: people by phone, devices and sites by fixed id)."""
-    people = demo_contacts(regions, n, roles, county)
+    people = with_positions(demo_contacts(regions, n, roles, county), positions)
     cadres = [c for c in people if c.role == "cadre"]
     first = await registry.upsert_contacts(cadres, now)
     cadre_of = {c.region[:9]: r.id for c, r in zip(cadres, first, strict=True)}

@@ -17,6 +17,8 @@ class ContactFilter:
     role: str | None = None
     channel: str | None = None
     active: bool | None = None
+    position: str | None = None  # a position key (职务)
+    needs_check: bool | None = None  # True: only numbers to check; False: none of them
 
 
 class ContactDirectory(Protocol):
@@ -54,6 +56,13 @@ class ContactDirectory(Protocol):
     async def sites_of_station(self, station: str) -> list[HazardSite]: ...
 
     async def extent(self) -> tuple[float, float, float, float] | None: ...
+
+    async def ids_by_position(self, prefixes: Sequence[str], positions: Sequence[str],
+                              active_only: bool = True) -> set[str]: ...
+
+    async def by_position(self, prefixes: Sequence[str], positions: Sequence[str]) -> list[Contact]: ...
+
+    async def needs_check_ids(self) -> set[str]: ...
 
     async def count(self) -> int: ...
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta, timezone
 
 from contacts.directory import ContactFilter
-from contacts.model import Contact
+from contacts.model import CheckFlag, Contact
 from contacts.reference import Reference
 from contacts.store import RedisRegistry
 from contacts.tabular import TITLE_ZH
 
-FIELDS = ("id", "name", "phone", "role", "region", "region_name", "lat", "lon", "channels", "lang",
-          "supervisor_phone", "active")
+FIELDS = ("id", "name", "phone", "role", "position", "region", "region_name", "lat", "lon", "channels", "lang",
+          "supervisor_phone", "active", "needs_check", "needs_check_reason")
 _CHANNEL_ZH = {"sms": "短信", "voice": "语音"}
+#: why a number needs checking, as the sheet says it
+CHECK_REASON_ZH = {"no_reply": "核查短信未回复", "failed": "发送失败（号码无效或停机）", "manual": "人工标记"}
+BEIJING = timezone(timedelta(hours=8), "CST")
 #: a spreadsheet treats a cell starting with one of these as a formula (CSV/formula injection)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -30,13 +34,34 @@ def guard(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
+def check_note(flag: CheckFlag | None, lang: str = "zh") -> str:
+    """Why a number needs checking, for a sheet: reason, since when (Beijing time), what raised it."""
+    if flag is None:
+        return ""
+    if lang.startswith("en"):
+        return " ".join(x for x in (flag.reason, flag.at, flag.detail) if x)
+    when = ""
+    if flag.at:
+        try:
+            when = datetime.fromisoformat(flag.at).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            when = flag.at
+    return "；".join(x for x in (CHECK_REASON_ZH.get(flag.reason, flag.reason), when, flag.detail) if x)
+
+
+def _yes(value: bool, en: bool) -> str:
+    return ("true" if value else "false") if en else ("是" if value else "否")
+
+
 def _row(c: Contact, ref: Reference, lang: str, supervisor_phone: str) -> list[str]:
     en = lang.startswith("en")
-    return [c.id, guard(c.name), guard(c.phone), ref.roles.label(c.role, lang) if not en else c.role, c.region,
+    return [c.id, guard(c.name), guard(c.phone), ref.roles.label(c.role, lang) if not en else c.role,
+            ref.positions.label(c.position, lang) if not en else c.position, c.region,
             ref.regions.full_name(c.region) if len(ref.regions) else "",
             repr(c.location.lat) if c.location else "", repr(c.location.lon) if c.location else "",
             ",".join(c.channels if en else (_CHANNEL_ZH.get(ch, ch) for ch in c.channels)), c.lang,
-            guard(supervisor_phone), ("true" if c.active else "false") if en else ("是" if c.active else "否")]
+            guard(supervisor_phone), _yes(c.active, en), _yes(c.needs_check is not None, en),
+            guard(check_note(c.needs_check, lang))]
 
 
 async def export_rows(registry: RedisRegistry, ref: Reference, filters: ContactFilter | None = None,

@@ -22,6 +22,7 @@ from contacts.model import (
     rain_window_s,
 )
 from contacts.phone import InvalidPhoneNumber, normalize_e164
+from contacts.positions import UnknownPosition
 from contacts.reference import Reference, UnknownRole
 from contacts.regions import InvalidRegionCode, normalize_code
 from contacts.safe_text import unsafe_reason
@@ -184,6 +185,7 @@ def parse_contact(raw: Mapping[str, Any], ref: Reference, *, cid: str = "",
             errors["role"] = "角色为空 missing role"
     except UnknownRole as exc:
         errors["role"] = str(exc)
+    position = _position(raw, role, ref, errors)
     region = _region(raw, ref, errors, notes)
     location = parse_location(raw, errors)
     channels = _channels(raw.get("channels"), kind, errors, notes) if e164 else ()
@@ -193,7 +195,19 @@ def parse_contact(raw: Mapping[str, Any], ref: Reference, *, cid: str = "",
     if errors:
         raise FieldErrors(errors)
     return Contact(id=cid, name=name, phone=e164, phone_kind=kind, role=role, region=region, location=location,
-                   channels=channels, lang=lang, supervisor=supervisor, active=active), notes
+                   channels=channels, lang=lang, supervisor=supervisor, active=active, position=position), notes
+
+
+def _position(raw: Mapping[str, Any], role: str, ref: Reference, errors: dict[str, str]) -> str:
+    """The position (职务) given, or, when none is given, the one the role stands for (包村干部 → 包村干部)."""
+    text = _text(raw, "position")
+    if not text:
+        return ref.positions.default_for(role)
+    try:
+        return ref.positions.resolve(text)
+    except UnknownPosition as exc:
+        errors["position"] = str(exc)
+        return ""
 
 
 def _kind(raw: Mapping[str, Any], words: Mapping[str, str], allowed: tuple[str, ...], errors: dict[str, str]) -> str:

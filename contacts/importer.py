@@ -207,9 +207,11 @@ class _Writer:
     """The second pass: batches of contacts upserted, supervisors linked at the end."""
 
     def __init__(self, registry: RedisRegistry, report: ImportReport, now: datetime,
-                 known: dict[str, str], has_supervisor_column: bool) -> None:
+                 known: dict[str, str], has_supervisor_column: bool, has_position_column: bool = True) -> None:
         self.registry, self.report, self.now, self.known = registry, report, now, known
         self.has_supervisor_column = has_supervisor_column
+        #: a sheet without a 职务 column leaves stored positions as they are
+        self.has_position_column = has_position_column
         self.batch: list[tuple[int, Contact, str]] = []  # row, contact, supervisor e164 ("" none)
         self.deferred: list[tuple[int, str, str, bool]] = []  # row, contact id, supervisor e164, was unchanged
 
@@ -229,7 +231,8 @@ class _Writer:
             keep.append(not self.has_supervisor_column or bool(sup and not sup_id))
         batch, self.batch = self.batch, []
         try:
-            results = await self.registry.try_upsert_contacts(contacts, self.now, keep)
+            results = await self.registry.try_upsert_contacts(contacts, self.now, keep,
+                                                              keep_position=not self.has_position_column)
         except RedisError as exc:
             self.report.unconfirmed += [row for row, _, _ in batch]
             raise _StoreFailed(_reason(exc)) from exc
@@ -276,7 +279,8 @@ async def import_contacts(stream: IO[bytes], fmt: str, registry: RedisRegistry, 
     known = await _resolve_supervisors(checked, registry)
     report = ImportReport(rejected=[RowProblem(r, m) for r, m in checked.rejected.items()],
                           warnings=checked.warnings)
-    writer = _Writer(registry, report, now, known, "supervisor_phone" in checked.columns)
+    writer = _Writer(registry, report, now, known, "supervisor_phone" in checked.columns,
+                     "position" in checked.columns)
     try:
         with closing(_records(stream, fmt, None)) as rows:  # the same stream, checked in the first pass
             next(rows, None)

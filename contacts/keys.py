@@ -11,6 +11,8 @@ CONTACT_ROUTES = f"{PREFIX}contact-routes"
 CONTACT_IDS = f"{PREFIX}contacts:ids"
 CONTACT_PHONES = f"{PREFIX}contacts:phone"
 CONTACT_ACTIVE = f"{PREFIX}idx:contact:active"
+#: set: the contacts whose number needs checking (needs_check), kept by the flag calls, not by the index recipe
+CONTACT_NEEDS_CHECK = f"{PREFIX}idx:contact:needs_check"
 CONTACT_GEO = f"{PREFIX}geo:contact"
 
 DEVICE_PREFIX = f"{PREFIX}device:"
@@ -39,6 +41,17 @@ def contact_role_key(role: str) -> str:
 def contact_active_role_key(prefix: str, role: str) -> str:
     """The active contacts under `prefix` with `role`: "everyone under 510722 with role X" is one read."""
     return f"{PREFIX}idx:contact:active:{prefix}:{role}"
+
+
+def contact_position_key(position: str) -> str:
+    """Everyone holding a position (职务), active or not."""
+    return f"{PREFIX}idx:contact:position:{position}"
+
+
+def contact_active_position_key(prefix: str, position: str) -> str:
+    """The active contacts under `prefix` holding `position`: "the 主要负责人 of every township and village" is one
+    read (a key apart from the role sets: a position and a role may share a key, as village_liaison_cadre does)."""
+    return f"{PREFIX}idx:contact:active-position:{prefix}:{position}"
 
 
 def contact_channel_key(channel: str) -> str:
@@ -81,10 +94,12 @@ def tmp_key(token: str) -> str:
 
 
 #: Index recipes. A record remembers its index sets as short tokens (a letter and a value, e.g.
-#: `R510722100001 Lcadre Csms Cvoice A`), which the Lua scripts expand through these templates; an `R`
+#: `R510722100001 Lcadre Pprincipal Csms Cvoice A`), which the Lua scripts expand through these templates; an `R`
 #: token stands for every prefix of the region code; with `A` (active) present, the `Q` template gives
-#: the region-prefix × role sets of active contacts. Short enough for Redis to keep the hash compact.
+#: the region-prefix × role sets of active contacts, and `J` (with a `P` position token, present only when the
+#: contact holds one) the region-prefix × position sets. Short enough for Redis to keep the hash compact.
 CONTACT_INDEX = {"R": contact_region_key(""), "L": contact_role_key(""), "C": contact_channel_key(""),
-                 "A": CONTACT_ACTIVE, "Q": f"{PREFIX}idx:contact:active:"}
+                 "A": CONTACT_ACTIVE, "Q": f"{PREFIX}idx:contact:active:", "P": contact_position_key(""),
+                 "J": contact_active_position_key("", "")[:-1]}
 DEVICE_INDEX = {"R": device_region_key(""), "K": device_kind_key("")}
 SITE_INDEX = {"R": site_region_key(""), "U": site_contact_key(""), "S": site_station_key("")}

@@ -7,7 +7,7 @@ from __future__ import annotations
 # whatever changed meanwhile.
 _EXPAND = r"""
 local function expand(recipe, templates)
-  local out, region, role, active = {}, nil, nil, false
+  local out, region, role, position, active = {}, nil, nil, nil, false
   for token in string.gmatch(recipe, '%S+') do
     local letter, value = string.sub(token, 1, 1), string.sub(token, 2)
     local base = templates[letter]
@@ -18,14 +18,21 @@ local function expand(recipe, templates)
       end
     elseif letter == 'L' then
       role = value
+    elseif letter == 'P' then
+      position = value
     elseif letter == 'A' then
       active = true
     end
     out[#out + 1] = base .. value
   end
-  if active and region and role and templates['Q'] then
+  if active and region then
     for _, n in ipairs({2, 4, 6, 9, 12}) do
-      if n <= #region then out[#out + 1] = templates['Q'] .. string.sub(region, 1, n) .. ':' .. role end
+      if n <= #region then
+        if role and templates['Q'] then out[#out + 1] = templates['Q'] .. string.sub(region, 1, n) .. ':' .. role end
+        if position and templates['J'] then
+          out[#out + 1] = templates['J'] .. string.sub(region, 1, n) .. ':' .. position
+        end
+      end
     end
   end
   return out
@@ -35,6 +42,8 @@ end
 # ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 unique value, 5 id, 6 mode, 7 fields JSON,
 #       8 index recipe, 9 geo key ("" none), 10 lon, 11 lat, 12 now (ISO), 13 index templates JSON,
 #       14 routes hash (contacts only; "" or absent for devices and sites): id → what a fan-out needs
+# A recipe token `P?<position>` (contacts) keeps the stored position: the old record's `P` token and `position`
+# field, or `<position>` for a new record (an import sheet without a 职务 column leaves positions as they are).
 # mode: upsert  - the id is the unique value's owner when there is one, else ARGV[5] (new record)
 #       create  - ARGV[5] is new; refused when the unique value is taken
 #       update  - ARGV[5] must exist; refused when the unique value belongs to another record
@@ -56,8 +65,24 @@ local fields = cjson.decode(ARGV[7])
 local oldmap = {}
 for i = 1, #old, 2 do oldmap[old[i]] = old[i + 1] end
 local isnew = (#old == 0)
+local recipe = ARGV[8]
+local kept = string.match(' ' .. recipe .. ' ', ' P%?(%S*) ')
+if kept then
+  local pos = kept
+  if not isnew then pos = string.match(' ' .. (oldmap['_idx'] or '') .. ' ', ' P(%S+) ') or '' end
+  fields['position'] = pos
+  local tokens = {}
+  for token in string.gmatch(recipe, '%S+') do
+    if string.sub(token, 1, 2) == 'P?' then
+      if pos ~= '' then tokens[#tokens + 1] = 'P' .. pos end
+    else
+      tokens[#tokens + 1] = token
+    end
+  end
+  recipe = table.concat(tokens, ' ')
+end
 if not isnew then
-  local same = (oldmap['_idx'] == ARGV[8]) and (oldmap['_geo'] or '') == ARGV[9]
+  local same = (oldmap['_idx'] == recipe) and (oldmap['_geo'] or '') == ARGV[9]
   for k, v in pairs(fields) do
     if oldmap[k] ~= v then same = false end
   end
@@ -74,13 +99,13 @@ for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
 end
-args[#args + 1] = '_idx'; args[#args + 1] = ARGV[8]
+args[#args + 1] = '_idx'; args[#args + 1] = recipe
 args[#args + 1] = '_geo'; args[#args + 1] = ARGV[9]
 args[#args + 1] = '_uniq'; args[#args + 1] = uval
 args[#args + 1] = 'updated'; args[#args + 1] = ARGV[12]
 if isnew then args[#args + 1] = 'created'; args[#args + 1] = ARGV[12] end
 redis.call('HSET', key, unpack(args))
-for _, k in ipairs(expand(ARGV[8], templates)) do redis.call('SADD', k, id) end
+for _, k in ipairs(expand(recipe, templates)) do redis.call('SADD', k, id) end
 if ARGV[9] ~= '' then redis.call('GEOADD', ARGV[9], ARGV[10], ARGV[11], id) end
 redis.call('ZADD', ids, 0, id)
 if uhash ~= '' then redis.call('HSET', uhash, uval, id) end
@@ -93,7 +118,8 @@ if isnew then return {'created', id} end
 return {'updated', id}
 """
 
-# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 id, 5 index templates JSON.
+# ARGV: 1 hash prefix, 2 id zset, 3 unique hash ("" none), 4 id, 5 index templates JSON, 6 routes hash ("" none),
+# 7.. sets kept apart from the index recipe that the record leaves too (contacts: the needs_check set).
 # Returns 1 when removed, 0 when absent.
 DELETE = _EXPAND + r"""
 local key = ARGV[1] .. ARGV[4]
@@ -106,6 +132,7 @@ if ARGV[3] ~= '' and h[3] and h[3] ~= '' and redis.call('HGET', ARGV[3], h[3]) =
 end
 redis.call('ZREM', ARGV[2], ARGV[4])
 if ARGV[6] and ARGV[6] ~= '' then redis.call('HDEL', ARGV[6], ARGV[4]) end
+for i = 7, #ARGV do redis.call('SREM', ARGV[i], ARGV[4]) end
 redis.call('DEL', key)
 return 1
 """
@@ -126,14 +153,16 @@ return changed
 """
 
 
-# Contact ids in lexical order after a start, kept when they are in every set given and (optionally) not in one,
+# Contact ids in lexical order after a start, kept when they are in every set given and (optionally) in none of some,
 # read only: listing never needs a scratch key, so it works on a replica and on a Redis out of memory.
 # ARGV: 1 id zset, 2 start ("-" or "(" .. id), 3 how many to find, 4 how many ids to look at at most,
-#       5 a set the ids must not be in ("" none), 6.. sets the ids must be in.
+#       5 sets the ids must not be in, separated by spaces ("" none), 6.. sets the ids must be in.
 # Returns {status, last id looked at, found ids...}: status "end" when the id set is exhausted, else "more"
 # (found enough, or looked at the most it may: the caller goes on from the last id looked at).
 WALK = """
-local ids, start, want, budget, notin = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local ids, start, want, budget = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local notin = {}
+for name in string.gmatch(ARGV[5], '%S+') do notin[#notin + 1] = name end
 local found, seen, last = {}, 0, ''
 while seen < budget do
   local chunk = redis.call('ZRANGEBYLEX', ids, start, '+', 'LIMIT', 0, math.min(500, budget - seen))
@@ -141,7 +170,10 @@ while seen < budget do
   for _, id in ipairs(chunk) do
     seen = seen + 1
     last = id
-    local keep = notin == '' or redis.call('SISMEMBER', notin, id) == 0
+    local keep = true
+    for _, name in ipairs(notin) do
+      if keep then keep = redis.call('SISMEMBER', name, id) == 0 end
+    end
     for i = 6, #ARGV do
       if not keep then break end
       keep = redis.call('SISMEMBER', ARGV[i], id) == 1
@@ -191,4 +223,31 @@ for i = 2, #ARGV do
   end
 end
 return table.concat(out, '\\30')
+"""
+
+
+# A number flagged for follow-up (needs_check), or the flag taken off, without touching the record's other fields
+# or its index recipe. ARGV: 1 the needs_check set, 2 mode ("set": only where not flagged yet; "clear"), then
+# contact key, id, flag pairs ("" for clear). Per contact: 1 changed, 0 already so, -1 contact gone.
+FLAG = """
+local out = {}
+for i = 3, #ARGV, 3 do
+  local key, id, flag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('EXISTS', key) == 0 then
+    out[#out + 1] = -1
+  elseif ARGV[2] == 'set' then
+    local old = redis.call('HGET', key, 'needs_check')
+    if old and old ~= '' then
+      out[#out + 1] = 0
+    else
+      redis.call('HSET', key, 'needs_check', flag)
+      redis.call('SADD', ARGV[1], id)
+      out[#out + 1] = 1
+    end
+  else
+    out[#out + 1] = redis.call('HDEL', key, 'needs_check')
+    redis.call('SREM', ARGV[1], id)
+  end
+end
+return out
 """

@@ -20,6 +20,10 @@ RAIN_WINDOW = re.compile(r"^([1-9][0-9]{0,3})(h|min)$")
 #: the longest rainfall window a threshold may use (readings are kept at least this long)
 MAX_RAIN_WINDOW_S = 24 * 3600
 DEFAULT_CHANNELS = {"mobile": ("sms", "voice"), "landline": ("voice",)}
+#: the position (职务) of someone with no place in the 叫应 chain; stored as an empty field
+NO_POSITION = "none"
+#: why a number needs checking (needs_check): no answer to a registry check, a send that failed for good, a person
+CHECK_REASONS = ("no_reply", "failed", "manual")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,31 @@ class Location:
 
     def as_dict(self) -> dict[str, float]:
         return {"lat": self.lat, "lon": self.lon}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFlag:
+    """A number flagged for follow-up (needs_check): why, since when (ISO), and what raised it (a check or a send)."""
+
+    reason: str  # one of CHECK_REASONS
+    at: str
+    detail: str = ""
+
+    def stored(self) -> str:
+        """The flag as its one registry field: `reason|at|detail`."""
+        return f"{self.reason}|{self.at}|{self.detail}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> CheckFlag | None:
+        """The flag from its field; None when the field is empty (not flagged)."""
+        if not raw:
+            return None
+        reason, _, rest = raw.partition("|")
+        at, _, detail = rest.partition("|")
+        return cls(reason, at, detail)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reason": self.reason, "at": self.at, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +79,10 @@ class Contact:
     active: bool = True
     created: str = ""
     updated: str = ""
+    #: what the person answers for in the 叫应 chain (职务): a key of [positions], or NO_POSITION
+    position: str = NO_POSITION
+    #: set when the number needs checking; written only by the registry's flag calls, never by an upsert
+    needs_check: CheckFlag | None = None
 
     def with_changes(self, **changes: Any) -> Contact:
         """A copy with some fields replaced."""
@@ -155,7 +188,8 @@ def contact_fields(c: Contact) -> dict[str, str]:
     """A contact as the flat string fields of its hash (timestamps excluded)."""
     return {"name": c.name, "phone": c.phone, "phone_kind": c.phone_kind, "role": c.role, "region": c.region,
             **_loc_fields(c.location), "channels": ",".join(c.channels), "lang": c.lang,
-            "supervisor": c.supervisor or "", "active": "1" if c.active else "0"}
+            "supervisor": c.supervisor or "", "active": "1" if c.active else "0",
+            "position": "" if c.position == NO_POSITION else c.position}
 
 
 class ContactRoute(NamedTuple):
@@ -178,7 +212,8 @@ def contact_from_hash(cid: str, h: Mapping[str, str]) -> Contact:
                    role=h["role"], region=h["region"], location=_loc(h),
                    channels=tuple(c for c in h.get("channels", "").split(",") if c), lang=h.get("lang", "zh-CN"),
                    supervisor=h.get("supervisor") or None, active=h.get("active", "1") == "1",
-                   created=h.get("created", ""), updated=h.get("updated", ""))
+                   created=h.get("created", ""), updated=h.get("updated", ""),
+                   position=h.get("position") or NO_POSITION, needs_check=CheckFlag.parse(h.get("needs_check")))
 
 
 def device_fields(d: Device) -> dict[str, str]:
@@ -218,6 +253,8 @@ def contact_json(c: Contact, *, phone: str | None = None) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "phone": c.phone if phone is None else phone, "phone_kind": c.phone_kind,
             "role": c.role, "region": c.region, "location": c.location.as_dict() if c.location else None,
             "channels": list(c.channels), "lang": c.lang, "supervisor": c.supervisor, "active": c.active,
+            "position": c.position, "needs_check": c.needs_check is not None,
+            "needs_check_reason": c.needs_check.as_dict() if c.needs_check else None,
             "created": c.created, "updated": c.updated}
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contacts.model import RoleInfo
 from contacts.regions import RegionTree
+
+if TYPE_CHECKING:
+    from contacts.positions import PositionBook
 
 
 class UnknownRole(ValueError):
@@ -18,7 +21,8 @@ class UnknownRole(ValueError):
         super().__init__(f"角色未知 unknown role: {raw[:40]}")
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """A name as looked up: whitespace removed, full-width brackets as ASCII ones, case folded."""
     return "".join(str(text).split()).replace("（", "(").replace("）", ")").casefold()
 
 
@@ -32,7 +36,7 @@ class RoleBook:
             for name in (key, info.label_zh, info.label_en, *info.aliases):
                 if not name:
                     continue
-                other = self._lookup.setdefault(_fold(name), key)
+                other = self._lookup.setdefault(fold(name), key)
                 if other != key:
                     raise ValueError(f"roles.{key}: {name!r} already names the role {other!r}")
 
@@ -52,7 +56,7 @@ class RoleBook:
 
     def resolve(self, raw: str) -> str:
         """The role key for a key, label or alias; raises UnknownRole."""
-        key = self._lookup.get(_fold(raw))
+        key = self._lookup.get(fold(raw))
         if key is None:
             raise UnknownRole(str(raw))
         return key
@@ -78,3 +82,11 @@ class Reference:
     roles: RoleBook
     regions: RegionTree = field(default_factory=RegionTree)
     default_phone_region: str = "CN"
+    #: positions (职务); only `none` unless configured
+    positions: PositionBook = field(default_factory=lambda: _minimal_positions())
+
+
+def _minimal_positions() -> PositionBook:
+    from contacts.positions import PositionBook
+
+    return PositionBook.minimal()

@@ -16,6 +16,8 @@ from contacts import keys as k
 from contacts import lua
 from contacts.directory import ContactFilter
 from contacts.model import (
+    NO_POSITION,
+    CheckFlag,
     Contact,
     ContactRoute,
     Device,
@@ -92,32 +94,43 @@ class RedisRegistry:
         self._get_many = redis.register_script(lua.GET_MANY)
         self._routes = redis.register_script(lua.ROUTES)
         self._walk = redis.register_script(lua.WALK)
+        self._flag = redis.register_script(lua.FLAG)
 
     # -- contacts: writes ----------------------------------------------------------------------
 
-    def _contact_args(self, c: Contact, mode: str, now: datetime, keep_supervisor: bool) -> list[str]:
+    def _contact_args(self, c: Contact, mode: str, now: datetime, keep_supervisor: bool,
+                      keep_position: bool = False) -> list[str]:
         fields = contact_fields(c)
         if keep_supervisor:
             del fields["supervisor"]
-        recipe = " ".join([f"R{c.region}", f"L{c.role}", *(f"C{ch}" for ch in c.channels), *(["A"] * c.active)])
+        if keep_position:  # the script puts the stored position back (c.position for a new contact)
+            del fields["position"]
+            position = [f"P?{'' if c.position == NO_POSITION else c.position}"]
+        else:
+            position = [f"P{c.position}"] if c.position != NO_POSITION else []
+        recipe = " ".join([f"R{c.region}", f"L{c.role}", *position, *(f"C{ch}" for ch in c.channels),
+                           *(["A"] * c.active)])
         return [k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, c.phone, c.id or self._id("c"), mode,
                 json.dumps(fields, ensure_ascii=False), recipe, *_geo(c.location, k.CONTACT_GEO),
                 now.isoformat(), _CONTACT_INDEX, k.CONTACT_ROUTES]
 
     async def upsert_contacts(self, contacts: Sequence[Contact], now: datetime,
-                              keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult]:
+                              keep_supervisor: Sequence[bool] | None = None, *,
+                              keep_position: bool = False) -> list[WriteResult]:
         """Write contacts by phone in one pipeline: the phone's owner is updated, else one is created.
 
-        `keep_supervisor[i]` leaves contact i's stored supervisor as it is. The first refused write is raised.
+        `keep_supervisor[i]` leaves contact i's stored supervisor as it is; `keep_position` every stored position
+        (a new contact takes its own). The first refused write is raised.
         """
-        results = await self.try_upsert_contacts(contacts, now, keep_supervisor)
+        results = await self.try_upsert_contacts(contacts, now, keep_supervisor, keep_position=keep_position)
         for r in results:
             if isinstance(r, Exception):
                 raise r
         return [r for r in results if isinstance(r, WriteResult)]
 
     async def try_upsert_contacts(self, contacts: Sequence[Contact], now: datetime,
-                                  keep_supervisor: Sequence[bool] | None = None) -> list[WriteResult | Exception]:
+                                  keep_supervisor: Sequence[bool] | None = None, *,
+                                  keep_position: bool = False) -> list[WriteResult | Exception]:
         """As upsert_contacts, with the store's refusal of each write in its place (each write is atomic).
 
         A Redis out of memory or read-only refuses some writes and takes the others; a lost connection
@@ -126,7 +139,7 @@ class RedisRegistry:
         keep = keep_supervisor or [False] * len(contacts)
         async with self.redis.pipeline(transaction=False) as pipe:
             for c, kept in zip(contacts, keep, strict=True):
-                await self._upsert(args=self._contact_args(c, "upsert", now, kept), client=pipe)
+                await self._upsert(args=self._contact_args(c, "upsert", now, kept, keep_position), client=pipe)
             replies = await pipe.execute(raise_on_error=False)
         return [r if isinstance(r, Exception) else WriteResult(str(r[0]), str(r[1])) for r in replies]
 
@@ -149,7 +162,7 @@ class RedisRegistry:
     async def delete_contact(self, cid: str) -> bool:
         """Remove a contact and every index entry of it (erasure); False when absent."""
         return bool(await self._delete(args=[k.CONTACT_PREFIX, k.CONTACT_IDS, k.CONTACT_PHONES, cid, _CONTACT_INDEX,
-                                             k.CONTACT_ROUTES]))
+                                             k.CONTACT_ROUTES, k.CONTACT_NEEDS_CHECK]))
 
     async def set_supervisors(self, links: Sequence[tuple[str, str]], now: datetime) -> list[int]:
         """Set supervisor ids: 1 changed, 0 already so, -1 contact gone."""
@@ -157,6 +170,26 @@ class RedisRegistry:
             for cid, sup in links:
                 await self._set_fields(args=[k.contact_key(cid), now.isoformat(), "supervisor", sup], client=pipe)
             return [int(r) for r in await pipe.execute()]
+
+    # -- numbers to check (needs_check) ----------------------------------------------------------
+
+    async def flag_needs_check(self, flags: Sequence[tuple[str, CheckFlag]]) -> list[int]:
+        """Flag numbers for follow-up, keeping an earlier flag as it is: 1 flagged, 0 already flagged, -1 gone."""
+        if not flags:
+            return []
+        args = [x for cid, flag in flags for x in (k.contact_key(cid), cid, flag.stored())]
+        return [int(r) for r in await self._flag(args=[k.CONTACT_NEEDS_CHECK, "set", *args])]
+
+    async def clear_needs_check(self, ids: Sequence[str]) -> list[int]:
+        """Take the flag off (the number answered, or a person checked it): 1 cleared, 0 was not flagged, -1 gone."""
+        if not ids:
+            return []
+        args = [x for cid in ids for x in (k.contact_key(cid), cid, "")]
+        return [int(r) for r in await self._flag(args=[k.CONTACT_NEEDS_CHECK, "clear", *args])]
+
+    async def needs_check_ids(self) -> set[str]:
+        """Every contact whose number needs checking (a small set: the follow-up list)."""
+        return set(await self.redis.smembers(k.CONTACT_NEEDS_CHECK))
 
     async def _must_get(self, cid: str) -> Contact:
         contact = await self.get(cid)
@@ -254,6 +287,28 @@ class RedisRegistry:
             groups.append([k.contact_channel_key(channel)])
         return await self._combine(groups)
 
+    async def ids_by_position(self, prefixes: Sequence[str], positions: Sequence[str],
+                              active_only: bool = True) -> set[str]:
+        """Ids of contacts under any of the region prefixes holding any of the positions (职务).
+
+        "The 主要负责人 of every township and village in the area": the prefix's own division counts (a township's
+        head has the township's code). Prefixes are 2, 4, 6, 9 or 12 digits (InvalidRegionCode otherwise).
+        """
+        codes = sorted({query_prefix(p) for p in prefixes})
+        wanted = sorted(set(positions) - {NO_POSITION})
+        if not codes or not wanted:
+            return set()
+        if active_only:  # the region-prefix × position sets of active contacts: one read
+            return set(await self.redis.sunion([k.contact_active_position_key(p, pos) for p in codes
+                                                for pos in wanted]))
+        return await self._combine([[k.contact_region_key(p) for p in codes],
+                                    [k.contact_position_key(pos) for pos in wanted]])
+
+    async def by_position(self, prefixes: Sequence[str], positions: Sequence[str]) -> list[Contact]:
+        """The active contacts under the prefixes holding the positions, ordered by region code, then name."""
+        found = await self.get_many(sorted(await self.ids_by_position(prefixes, positions)))
+        return sorted(found, key=lambda c: (c.region, c.name, c.id))
+
     async def _only_active(self, ids: list[str], active_only: bool) -> set[str]:
         if not active_only or not ids:
             return set(ids)
@@ -294,11 +349,12 @@ class RedisRegistry:
         f = filters or ContactFilter()
         sets = _page_sets(f)
         start = f"({cursor}" if cursor else "-"
-        if not sets and f.active is not False:
+        exclude = " ".join(name for name, on in ((k.CONTACT_ACTIVE, f.active is False),
+                                                 (k.CONTACT_NEEDS_CHECK, f.needs_check is False)) if on)
+        if not sets and not exclude:
             ids = await self.redis.zrangebylex(k.CONTACT_IDS, start, "+", start=0, num=limit + 1)
         else:
             ids = []
-            exclude = k.CONTACT_ACTIVE if f.active is False else ""
             while len(ids) <= limit:  # each call looks at WALK_BUDGET ids at most and says where it stopped
                 status, last, *found = await self._walk(args=[k.CONTACT_IDS, start, limit + 1 - len(ids),
                                                               WALK_BUDGET, exclude, *sets])
@@ -456,4 +512,8 @@ def _page_sets(f: ContactFilter) -> list[str]:
                                     (k.CONTACT_ACTIVE, f.active is True)) if on]
     if f.channel:
         sets.append(k.contact_channel_key(f.channel))
+    if f.position:
+        sets.append(k.contact_position_key(f.position))
+    if f.needs_check:
+        sets.append(k.CONTACT_NEEDS_CHECK)
     return sets

@@ -18,6 +18,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("name", "姓名", "名字", "联系人"),
     "phone": ("phone", "mobile", "手机号码", "手机号", "手机", "电话", "电话号码", "联系电话"),
     "role": ("role", "角色", "人员类别", "类别", "身份"),
+    "position": ("position", "职务", "职位", "叫应职务"),
     "region": ("region", "region_code", "行政区划代码", "区划代码", "行政区划", "区划"),
     "lat": ("lat", "latitude", "纬度"),
     "lon": ("lon", "lng", "longitude", "经度"),
@@ -28,13 +29,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     # exported for reference; an import ignores them (contacts are matched by phone)
     "id": ("id", "编号"),
     "region_name": ("region_name", "区划名称"),
+    "needs_check": ("needs_check", "待核实"),
+    "needs_check_reason": ("needs_check_reason", "核实原因"),
 }
 #: the Chinese title of each field, as exports write it
-TITLE_ZH = {"id": "编号", "name": "姓名", "phone": "手机号码", "role": "角色", "region": "行政区划代码",
-            "region_name": "区划名称", "lat": "纬度", "lon": "经度", "channels": "渠道", "lang": "语言",
-            "supervisor_phone": "上级手机号码", "active": "状态"}
+TITLE_ZH = {"id": "编号", "name": "姓名", "phone": "手机号码", "role": "角色", "position": "职务",
+            "region": "行政区划代码", "region_name": "区划名称", "lat": "纬度", "lon": "经度", "channels": "渠道",
+            "lang": "语言", "supervisor_phone": "上级手机号码", "active": "状态", "needs_check": "待核实",
+            "needs_check_reason": "核实原因"}
 REQUIRED = ("name", "phone", "role", "region")
-IGNORED = ("id", "region_name")
+#: exported for reference; an import leaves them (the needs_check flag is set by checks and sends, cleared by the API)
+IGNORED = ("id", "region_name", "needs_check", "needs_check_reason")
 _CHUNK = 1 << 20
 #: an XLSX workbook whose parts unpack to more than this is refused before openpyxl reads it (a 300 KB
 #: file can unpack to 300 MB; openpyxl holds the shared strings in memory). 100,000 contacts take ~60 MB.

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from warning.audit import AuditLog
 from warning.channel import InboundMessage
 from warning.clock import Clock
 from warning.delivery import ALLOWED, QUEUED, DeliveryState
-from warning.delivery_store import Change, DeliveryStore, Row, region_fields
+from warning.delivery_store import CHECK_PREFIX, Change, DeliveryStore, Row, region_fields
 from warning.logs import redact
 from warning.record import LIVE_STATES, WarningRecord
 from warning.warning_store import REPLY_ALPHABET, REPLY_CODE_LEN, WarningStore
@@ -76,6 +76,8 @@ def ack_counters(row: Row, acked_at: datetime, issued_at: datetime | None) -> li
     if issued_at is not None:
         waited_s = (acked_at - issued_at).total_seconds()
         names += [name for limit, name in ACK_WINDOWS if waited_s <= limit]
+    if row.needs_check:  # a number flagged needs_check counts apart (delivery_store.counter_fields)
+        return [f"{CHECK_PREFIX}{name}" for name in names]
     out = [f"k:{row.delivery.kind}:acked"]
     for name in names:
         out += [name, *region_fields(row.region, name)]
@@ -158,13 +160,19 @@ def pick_carrier(rows: Sequence[Row], via: str) -> Row | None:
 
 @dataclass(frozen=True, slots=True)
 class ReplyOutcome:
-    """What an inbound reply was: acked, report (回执内容), stranger, no_warning or empty."""
+    """What an inbound reply was: acked, report (回执内容), stranger, no_warning, empty, or check (a registry check)."""
 
     kind: str
     warning_id: str | None = None
     headline: str = ""
     reply_code: str = ""
     new: bool = False
+    #: the whole answer to send back, when whoever handled the reply wrote it (a registry check)
+    text: str = ""
+
+
+#: a hook that may take a reply before it is matched to a warning: (contact id, text) → an outcome, or None
+ReplyHook = Callable[[str, str], Awaitable[ReplyOutcome | None]]
 
 
 class ReplyService:
@@ -175,6 +183,8 @@ class ReplyService:
         self.redis: Any = redis
         self.directory, self.warnings, self.ledger = directory, warnings, ledger
         self.audit, self.clock, self.default_region = audit, clock, default_region
+        #: the registry check's hook (warning.registry_check.RegistryChecks.claim_reply), set by the composition root
+        self.check_hook: ReplyHook | None = None
 
     async def handle(self, msg: InboundMessage) -> ReplyOutcome:
         """Never raises for anything a person can type."""
@@ -186,6 +196,9 @@ class ReplyService:
         if contact is None:
             logger.info("reply from a number not in the registry on %s", msg.channel)
             return ReplyOutcome("stranger")
+        claimed = await self._check_reply(contact.id, msg.text)
+        if claimed is not None:
+            return claimed
         record, rest = await self._warning_of(msg.text, contact.id)
         if record is None:
             return ReplyOutcome("no_warning")
@@ -198,6 +211,10 @@ class ReplyService:
             return ReplyOutcome("acked", record.id, _headline(record), record.reply_code, bool(res and res.new))
         await self.report(record, contact.id, contact.name, contact.region, msg.text, msg.channel)
         return ReplyOutcome("report", record.id, _headline(record), record.reply_code)
+
+    async def _check_reply(self, contact_id: str, text: str) -> ReplyOutcome | None:
+        """A confirmation an open registry check is waiting for (when no live warning waits for one), else None."""
+        return await self.check_hook(contact_id, text) if self.check_hook is not None else None
 
     async def report(self, record: WarningRecord, contact_id: str, name: str, region: str, text: str,
                      channel: str) -> None:

@@ -72,6 +72,8 @@ class Services:
     duty: Any = None
     #: polled CAP feeds and gauges (warning/feeds/)
     feeds: FeedService | None = None
+    #: registry checks (汛前核查): warning.registry_check.RegistryChecks; None without a Redis registry
+    checks: Any = None
 
 
 def channel_tables(settings: Settings) -> list[Mapping[str, Any]]:
@@ -171,6 +173,24 @@ def wire_followup(services: Services, names: Mapping[str, str]) -> None:
                               audit=s.audit, clock=s.clock, issuer=s.settings.section("issuer"),
                               region_names=names, messages=s.messages)
     s.dispatcher.on_issued = s.escalation.start
+    wire_checks(s, planner, names)
+
+
+def wire_checks(services: Services, planner: Any, names: Mapping[str, str]) -> None:
+    """Registry checks (汛前核查) on the registry: replies may confirm them, sends that fail for good flag numbers."""
+    from contacts.store import RedisRegistry
+    from warning.registry_check import CheckSettings, RegistryChecks
+
+    s = services
+    settings = CheckSettings.from_settings(s.settings)
+    if not isinstance(s.directory, RedisRegistry):
+        return
+    s.checks = RegistryChecks(redis=s.redis, store=s.deliveries, registry=s.directory, planner=planner,
+                              dispatcher=s.dispatcher, due=s.due, ledger=s.ledger, audit=s.audit,
+                              retention=s.warnings.retention, policy=s.policy, clock=s.clock, settings=settings,
+                              issuer=s.settings.section("issuer"), region_names=names)
+    s.replies.check_hook = s.checks.claim_reply
+    s.receipts.on_failed = s.checks.note_failures
 
 
 def region_names(settings: Settings) -> dict[str, str]:
@@ -278,6 +298,7 @@ def make_workers(services: Services, *, consumer: str | None = None) -> list[Cha
                                 reclaim_every_s=float(dispatch.get("reclaim_every_s", 5.0))),
             on_drained=_drained(services), on_accepted=_accepted(services), metrics=services.metrics,
             provider=str(cfg.get("provider", "")),
+            on_failed=services.checks.note_failures if services.checks is not None else None,
         ))
     services.workers = workers
     return workers
@@ -345,4 +366,9 @@ def cancelling() -> bool:
 
 def due_handlers(services: Services) -> dict[str, Any]:
     """The due queue's handler of each timer kind; each makes its step happen once, however often it fires."""
-    return {"retry": RetryRequeue(services.redis), "esc": services.escalation.fire}
+    handlers = {"retry": RetryRequeue(services.redis), "esc": services.escalation.fire}
+    if services.checks is not None:
+        from warning.registry_check import TIMER
+
+        handlers[TIMER] = services.checks.close
+    return handlers

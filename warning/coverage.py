@@ -24,7 +24,8 @@ def _group(counts: Mapping[str, int], prefix: str) -> dict[str, dict[str, int]]:
 
 
 def coverage(counts: Mapping[str, int], *, region_names: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The coverage document: `targeted` and `acked` count people, the rest count deliveries."""
+    """The coverage document: `targeted` and `acked` count people, the rest count deliveries; people whose number
+    needs checking (needs_check) are in none of these figures but in `needs_check`, which has the same ones."""
     doc: dict[str, Any] = {name: max(0, counts.get(name, 0)) for name in (*PEOPLE, *FUNNEL)}
     doc["by_channel"] = _group(counts, "k:")
     by_region = _group(counts, "r:")
@@ -33,4 +34,6 @@ def coverage(counts: Mapping[str, int], *, region_names: Mapping[str, str] | Non
             figures["name"] = region_names.get(code, "")  # type: ignore[assignment]
     doc["by_region"] = by_region
     doc["by_role"] = _group(counts, "o:")
+    # people whose number was flagged needs_check when the warning was planned: sent to, counted apart from the above
+    doc["needs_check"] = {name: max(0, counts.get(f"c:{name}", 0)) for name in (*PEOPLE, *FUNNEL)}
     return doc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -24,6 +24,8 @@ S = DeliveryState
 EVENTS_MAXLEN = 20000
 #: the msg_type of an escalation notice (a message about the warning to someone outside its audience)
 NOTICE = "notice"
+#: counters of deliveries to numbers flagged needs_check (c:targeted, c:sent, c:acked, ...): apart from the others
+CHECK_PREFIX = "c:"
 
 # KEYS: counts, deliveries zset, recipients hash, the warning's record.  ARGV[1]: a JSON document
 #   {p: key prefix, h: [field, value, ...] common to every delivery, c: [[counter, ...], ...] shared lists,
@@ -128,6 +130,8 @@ class Row:
     name: str = ""
     #: a personalised text (escalation notices) sent instead of the warning's rendered message
     body: str = ""
+    #: the person's number was flagged needs_check when the delivery was planned: it is sent, and counted apart
+    needs_check: bool = False
 
     def fields(self) -> dict[str, str]:
         f = self.delivery.to_fields()
@@ -135,21 +139,26 @@ class Row:
         f.update(region=self.region, role=self.role, lang=self.lang, msg_type=self.msg_type, name=self.name)
         if self.body:
             f["body"] = self.body
+        if self.needs_check:
+            f["needs_check"] = "1"
         return f
 
     @classmethod
     def from_fields(cls, h: Mapping[str, str]) -> Row:
         return cls(Delivery.from_fields(h), h.get("region", ""), h.get("role", ""), h.get("lang", "zh-CN"),
-                   h.get("msg_type", "alert"), h.get("name", ""), h.get("body", ""))
+                   h.get("msg_type", "alert"), h.get("name", ""), h.get("body", ""), h.get("needs_check") == "1")
 
 
 def counter_fields(row: Row, bucket: str) -> list[str]:
     """The counters a delivery in `bucket` counts in: total, by channel kind, township, village, role.
 
-    Escalation notices (to supervisors and duty officers) are not the warning's audience: they count apart.
+    Escalation notices (to supervisors and duty officers) are not the warning's audience: they count apart; so do
+    deliveries to numbers flagged needs_check (sent all the same), under `c:`, outside every other figure.
     """
     if row.msg_type == NOTICE:
         return [f"n:{bucket}"]
+    if row.needs_check:
+        return [f"{CHECK_PREFIX}{bucket}"]
     out = [bucket, f"k:{row.delivery.kind}:{bucket}"]
     out += region_fields(row.region, bucket)
     if row.role:
@@ -164,8 +173,9 @@ def _bucket_deltas(old: DeliveryState, new: DeliveryState) -> tuple[tuple[str, i
 
 
 @lru_cache(maxsize=65536)
-def _counters(kind: str, region: str, role: str, msg_type: str, bucket: str) -> tuple[str, ...]:
-    return tuple(counter_fields(Row(_SHAPE[kind], region, role, msg_type=msg_type), bucket))
+def _counters(kind: str, region: str, role: str, msg_type: str, bucket: str, needs_check: bool = False
+              ) -> tuple[str, ...]:
+    return tuple(counter_fields(Row(_SHAPE[kind], region, role, msg_type=msg_type, needs_check=needs_check), bucket))
 
 
 class _Kinds(dict[str, Delivery]):
@@ -241,11 +251,13 @@ class DeliveryStore:
                                    ("channel", d.channel), ("kind", d.kind), ("address", d.address),
                                    ("region", row.region), ("role", row.role), ("lang", row.lang),
                                    ("msg_type", row.msg_type), ("name", row.name), ("body", row.body),
-                                   ("wave", str(d.wave) if d.wave else "")) if kv[1]
+                                   ("wave", str(d.wave) if d.wave else ""),
+                                   ("needs_check", "1" if row.needs_check else "")) if kv[1]
                       for x in kv]
             people = d.kind not in ("escreen", "broadcast") and row.msg_type != NOTICE
-            targeted = ["targeted", *region_fields(row.region, "targeted"),
-                        *([f"o:{row.role}:targeted"] if row.role else [])] if people else []
+            targeted = ([f"{CHECK_PREFIX}targeted"] if row.needs_check else
+                        ["targeted", *region_fields(row.region, "targeted"),
+                         *([f"o:{row.role}:targeted"] if row.role else [])]) if people else []
             items.append([d.id, d.version, fields, index(counter_fields(row, Bucket.QUEUED.value)), d.recipient_id,
                           json.dumps(recipients.get(d.recipient_id, {}), ensure_ascii=False), index(targeted)])
         doc = {"p": keys.delivery_key(warning_id, ""), "h": _flat(common), "c": [list(c) for c in lists], "d": items}
@@ -279,7 +291,7 @@ class DeliveryStore:
             return None
         deltas: dict[str, int] = {}
         for bucket, delta in _bucket_deltas(d.state, new_state):
-            for f in _counters(d.kind, row.region, row.role, row.msg_type, bucket):
+            for f in _counters(d.kind, row.region, row.role, row.msg_type, bucket, row.needs_check):
                 deltas[f] = deltas.get(f, 0) + delta
         when = at.isoformat()
         fields = {"state": moved.state.value, "updated_at": when, "error": moved.error or "",
@@ -289,7 +301,7 @@ class DeliveryStore:
               f'"r":"{row.region}","at":"{when}"')
         ev += "," + json.dumps(dict(event), ensure_ascii=False)[1:] if event else "}"
         acked = new_state is S.ACKNOWLEDGED
-        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
+        return Change(d.state, replace(row, delivery=moved), fields,
                       deltas, d.recipient_id if acked else "", tuple(ack_counters) if acked else (), ev,
                       retry_at.timestamp() if retry_at is not None and new_state is S.RETRY_WAIT else None)
 
@@ -356,6 +368,19 @@ class DeliveryStore:
 
     async def acked(self, warning_id: str) -> dict[str, str]:
         return dict(await self.redis.hgetall(keys.acked_key(warning_id)))
+
+    async def as_planned(self, warning_id: str, rows: Sequence[Row]) -> list[Row]:
+        """Rows for people the warning has already counted take the needs_check mark they were first counted with
+        (a number flagged while the warning runs does not move that person's figures from one column to another)."""
+        people = sorted({r.delivery.recipient_id for r in rows if r.msg_type != NOTICE})
+        if not people:
+            return list(rows)
+        found = await self.redis.hmget(keys.recipients_key(warning_id), people)
+        marks = {rid: bool(json.loads(info).get("needs_check")) for rid, info in zip(people, found, strict=True)
+                 if info}
+        return [replace(r, needs_check=marks[r.delivery.recipient_id])
+                if r.msg_type != NOTICE and marks.get(r.delivery.recipient_id, r.needs_check) != r.needs_check else r
+                for r in rows]
 
 
 #: Stream: live delivery events of one warning (for the dashboard)

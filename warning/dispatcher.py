@@ -13,7 +13,7 @@ from warning.audit import AuditLog
 from warning.clock import Clock
 from warning.delivery import Delivery, DeliveryState
 from warning.delivery_store import DeliveryStore, Row
-from warning.model import MsgType
+from warning.model import MsgType, Status
 from warning.policy import Policy
 from warning.record import WarningRecord
 from warning.targeting import Recipient, Targeting
@@ -36,7 +36,10 @@ STOPPABLE = frozenset({S.PENDING, S.RETRY_WAIT})
 
 
 def priority_of(record: WarningRecord) -> int:
-    return EXERCISE_PRIORITY if record.is_exercise else PRIORITY[record.level.value]
+    """Drills and System messages (registry checks) come after every live warning."""
+    if record.is_exercise or record.content.status is Status.SYSTEM:
+        return EXERCISE_PRIORITY
+    return PRIORITY[record.level.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class Dispatcher:
         """Plan, record and queue the deliveries of `record.version`; safe to run again (idempotent)."""
         recipients = await self._audience(record, previous)
         rows, unrouted = self._rows(record, recipients)
+        if previous is not None:  # people an earlier version counted stay in the column they were counted in
+            rows = await self.store.as_planned(record.id, rows)
         info = {r.id: _recipient_info(r) for r in recipients}
         created = 0
         for i in range(0, len(rows), CHUNK):
@@ -98,6 +103,7 @@ class Dispatcher:
             recipients = await self.targeting.people(record, self.policy.for_level(record.level.value),
                                                      only=set(people))
         rows, _ = self._rows(record, recipients)
+        rows = await self.store.as_planned(record.id, rows)
         created = await self.store.create_many(record.id, rows, {r.id: _recipient_info(r) for r in recipients})
         await self.enqueue(record, [r.delivery for r in rows])
         if created:
@@ -161,7 +167,8 @@ class Dispatcher:
                 continue
             d = Delivery(id=r.delivery_id(record.id, record.version), warning_id=record.id, version=record.version,
                          recipient_id=r.id, channel=channel, kind=r.kind, address=r.address, updated_at=now)
-            rows.append(Row(d, region=r.region, role=r.role, lang=r.lang, msg_type=msg, name=r.name))
+            rows.append(Row(d, region=r.region, role=r.role, lang=r.lang, msg_type=msg, name=r.name,
+                            needs_check=r.needs_check))
         return rows, unrouted
 
     async def enqueue(self, record: WarningRecord, deliveries: Sequence[Delivery]) -> None:
@@ -193,5 +200,6 @@ class Dispatcher:
 
 
 def _recipient_info(r: Recipient) -> dict[str, str]:
-    return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else ""}
+    return {"name": r.name, "role": r.role, "region": r.region, "device": "1" if r.device else "",
+            **({"needs_check": "1"} if r.needs_check else {})}
 

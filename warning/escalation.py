@@ -78,7 +78,8 @@ class Planner:
                      version=version, recipient_id=contact.id, channel=channel, kind=kind, address=contact.phone,
                      updated_at=self.clock.now(), wave=wave)
         return Row(d, region=contact.region, role=contact.role, lang=contact.lang,
-                   msg_type=record.msg_type.value.lower(), name=contact.name)
+                   msg_type=record.msg_type.value.lower(), name=contact.name,
+                   needs_check=contact.needs_check is not None)
 
     def notice(self, record: WarningRecord, version: int, target: Target, body: str, wave: int) -> Row | None:
         """A personalised SMS about the warning to someone outside its audience."""
@@ -94,8 +95,10 @@ class Planner:
         """Record the deliveries that are new and queue them; returns how many were new."""
         if not rows:
             return 0
+        rows = await self.store.as_planned(record.id, rows)
         info = {r.delivery.recipient_id: {"name": r.name, "role": r.role, "region": r.region,
-                                          **({"notice": "1"} if r.msg_type == NOTICE else {})} for r in rows}
+                                          **({"notice": "1"} if r.msg_type == NOTICE else {}),
+                                          **({"needs_check": "1"} if r.needs_check else {})} for r in rows}
         created = await self.store.create_many(record.id, rows, info)
         await self.dispatcher.enqueue(record, [r.delivery for r in rows])
         return created

@@ -125,6 +125,8 @@ DUE_LEASES = PREFIX + "due:leases"  #: ZSET of timers being handled, scored by t
 DUE_TRIES = PREFIX + "due:tries"  #: HASH timer → how many times it was taken (bounds a timer that keeps failing)
 #: ZSET warning id → when a delivery of it last went to retry_wait: where housekeeping looks for stuck retries
 RETRYING = PREFIX + "retrying"
+#: ZSET registry check id → when it ends, for the checks still open (a check leaves it when it closes)
+CHECKS_OPEN = PREFIX + "checks:open"
 
 
 def ratelimit_key(account: str) -> str:

@@ -242,7 +242,8 @@ class WarningService:
 
     async def get(self, warning_id: str) -> WarningRecord:
         record = await self.store.get(warning_id)
-        if record is None:
+        # a registry check's carrier record (warning.registry_check) is no warning: not one to read or change here
+        if record is None or record.origin == "registry_check":
             raise NotFound("not found", f"no warning {warning_id}")
         return record
 

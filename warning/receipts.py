@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,8 @@ class _Batch:
     records: dict[str, WarningRecord | None] = field(default_factory=dict)
     retries: dict[str, datetime] = field(default_factory=dict)
     failed_sms: list[Row] = field(default_factory=list)
+    #: person deliveries (SMS and calls) that ended failed or undelivered
+    failed: list[Row] = field(default_factory=list)
     acked: list[Row] = field(default_factory=list)
 
 
@@ -136,6 +138,8 @@ class ReceiptService:
         self._key_parts = [before, *rest.split("\x01")]
         self._queue: list[tuple[ReceiptEvent, asyncio.Future[str]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        #: called with a batch's person deliveries that ended failed or undelivered (registry checks flag numbers)
+        self.on_failed: Callable[[list[Row]], Awaitable[object]] | None = None
 
     # ---- batching ------------------------------------------------------------------------
     async def submit(self, event: ReceiptEvent) -> str:
@@ -317,7 +321,7 @@ class ReceiptService:
                   "provider_ref": d.provider_ref or ""}
         event = json.dumps({"d": d.id, "w": d.warning_id, "k": d.kind, "s": S.RETRY_WAIT.value, "o": d.state.value,
                             "r": row.region, "at": now.isoformat()}, ensure_ascii=False)
-        return Change(d.state, Row(moved, row.region, row.role, row.lang, row.msg_type, row.name, row.body), fields,
+        return Change(d.state, replace(row, delivery=moved), fields,
                       deltas, event=event, retry_at=retry_at.timestamp())
 
     @staticmethod
@@ -330,6 +334,8 @@ class ReceiptService:
         state = last.delivery.state
         if state in (S.UNDELIVERED, S.FAILED) and last.delivery.kind == "sms":
             batch.failed_sms.append(last)
+        if state in (S.UNDELIVERED, S.FAILED) and last.delivery.kind in ("sms", "voice"):
+            batch.failed.append(last)
         if state is S.ACKNOWLEDGED and last.delivery.kind in ("sms", "voice") and last.msg_type != NOTICE:
             batch.acked.append(last)
 
@@ -344,6 +350,8 @@ class ReceiptService:
                 await self.store.commit(record.id, self.ledger.settle(rows, batch.now, keep=row.delivery.id))
         for row in batch.failed_sms:
             await self._fallback(row, batch)
+        if batch.failed and self.on_failed is not None:
+            await self.on_failed(batch.failed)
 
     async def _fallback(self, row: Row, batch: _Batch) -> None:
         """An SMS that did not arrive: the next channel of the person's policy (a call), while the warning is live."""

@@ -30,6 +30,8 @@ class Recipient(NamedTuple):
     region: str
     name: str
     device: bool = False
+    #: the person's number is flagged needs_check: sent to all the same, counted apart in coverage
+    needs_check: bool = False
 
     def delivery_id(self, warning_id: str, version: int) -> str:
         """Deterministic: planning the same version twice names the same deliveries."""
@@ -115,6 +117,7 @@ class Targeting:
                      ) -> list[Recipient]:
         """One Recipient per (person, channel kind); `only` restricts to given contact ids (cancellations)."""
         ids = await self.contact_ids(record) if only is None else only
+        flagged = await self.directory.needs_check_ids()  # the follow-up list: a few, read once
         out = []
         kinds_of: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
         for contact in await self.directory.routes(sorted(ids)):
@@ -126,7 +129,7 @@ class Targeting:
                 kinds = kinds_of[shape] = person_kinds(contact, policy)
             for kind in kinds:
                 out.append(Recipient(contact.id, kind, contact.phone, contact.lang, contact.role, contact.region,
-                                     contact.name))
+                                     contact.name, needs_check=contact.id in flagged))
         return out
 
     async def devices(self, record: WarningRecord, kinds: Sequence[str]) -> list[Recipient]:

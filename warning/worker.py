@@ -100,13 +100,16 @@ class ChannelWorker:
                  messages: Messages, limiter: RateLimiter, due: DueQueue, clock: Clock, config: WorkerConfig,
                  consumer: str, on_accepted: Callable[[str, list[Row]], Awaitable[None]] | None = None,
                  on_drained: Callable[[str, int], Awaitable[None]] | None = None, rng: random.Random | None = None,
-                 metrics: Metrics | None = None, provider: str = "") -> None:
+                 metrics: Metrics | None = None, provider: str = "",
+                 on_failed: Callable[[list[Row]], Awaitable[object]] | None = None) -> None:
         # redis-py's annotations do not follow decode_responses=True; the replies here are str
         self.redis: Any = redis
         self.channel, self.store, self.warnings = channel, store, warnings
         self.messages, self.limiter, self.due, self.clock, self.cfg = messages, limiter, due, clock, config
         self.consumer = consumer
         self.on_accepted, self.on_drained = on_accepted, on_drained
+        #: called with the deliveries a send failed for good (registry checks flag numbers a provider refused)
+        self.on_failed = on_failed
         self.rng = rng or random.Random()
         self.stats = WorkerStats(metrics or Metrics(), channel.name, provider or type(channel).__name__)
         self.streams = [keys.queue_key(channel.name, p) for p in PRIORITIES]
@@ -301,6 +304,9 @@ class ChannelWorker:
         await self.due.push_many({m: t for m, t in due.items() if m.split("|")[2] in retry_ids})
         if self.on_accepted is not None:
             await self.on_accepted(record.id, [r for r in committed if r.delivery.state is S.ACCEPTED])
+        failed = [r for r in committed if r.delivery.state is S.FAILED]
+        if failed and self.on_failed is not None:
+            await self.on_failed(failed)
 
     def _outcome(self, record: WarningRecord, row: Row, res: SendResult, now: datetime,
                  due: dict[str, datetime]) -> Change | None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from contacts.positions import PositionBook
 from contacts.reference import Reference, RoleBook
 from contacts.regions import RegionTree
 from warning.settings import load_settings
@@ -18,10 +19,11 @@ ZH_HEADER = ["姓名", "手机号码", "角色", "行政区划代码", "纬度",
 
 
 def reference(with_tree: bool = True) -> Reference:
-    """The default roles and the demo county's region tree."""
+    """The default roles and positions, and the demo county's region tree."""
     settings = load_settings(None, env={})
     tree = RegionTree.from_csv(ROOT / "config" / "demo_regions.csv") if with_tree else RegionTree()
-    return Reference(RoleBook.from_config(settings.section("roles")), tree)
+    roles = RoleBook.from_config(settings.section("roles"))
+    return Reference(roles, tree, positions=PositionBook.from_config(settings.section("positions"), roles.keys()))
 
 
 def csv_bytes(rows: Sequence[Sequence[str]], encoding: str = "utf-8") -> bytes:

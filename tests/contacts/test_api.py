@@ -185,9 +185,10 @@ async def test_export_round_trips(client: Any, fmt: str, lang: str) -> None:
     data = await resp.read()
     if fmt == "csv":
         text = data.decode("utf-8-sig")
-        assert text.splitlines()[0] == ("编号,姓名,手机号码,角色,行政区划代码,区划名称,纬度,经度,渠道,语言,上级手机号码,状态"
-                                        if lang == "zh" else "id,name,phone,role,region,region_name,lat,lon,"
-                                                             "channels,lang,supervisor_phone,active")
+        assert text.splitlines()[0] == ("编号,姓名,手机号码,角色,职务,行政区划代码,区划名称,纬度,经度,渠道,语言,上级手机号码,"
+                                        "状态,待核实,核实原因" if lang == "zh" else
+                                        "id,name,phone,role,position,region,region_name,lat,lon,channels,lang,"
+                                        "supervisor_phone,active,needs_check,needs_check_reason")
         assert ("党政干部" in text) == (lang == "zh") and "'+8613800138000" in text
     else:
         from openpyxl import load_workbook

@@ -34,3 +34,21 @@ async def test_the_demo_sites_are_kept_by_the_right_people(redis: Any) -> None:
     monitors = [await registry.get(cid) for cid in slope.contacts]
     assert monitors and {c.role for c in monitors if c} == {"hazard_monitor"}
     assert slope.region.startswith("510722101") and ref.regions.name(slope.region[:9]) == "潼川镇"
+
+
+async def test_the_demo_county_has_the_positions_of_the_chain(redis: Any) -> None:
+    ref = reference()
+    registry = RedisRegistry(redis)
+    await seed_demo(registry, ref.regions, 300, now=NOW, roles=ref.roles.keys(), positions=ref.positions.keys())
+    heads = await registry.by_position(["510722"], ["principal"])
+    townships = {c.region[:9] for c in await registry.get_many(sorted(await registry.ids_in_regions(["510722"],
+                                                                                                      ["cadre"])))}
+    assert heads and {c.region for c in heads} == townships and all(c.role == "cadre" for c in heads)
+    assert len(heads) == len(townships)  # one 主要负责人 a township that has cadres
+    assert await registry.by_position(["510722"], ["village_head"])
+    liaisons = await registry.ids_by_position(["510722"], ["village_liaison_cadre"])
+    assert liaisons == await registry.ids_in_regions(["510722"], ["village_liaison_cadre"])
+    # positions the configuration lacks are not handed out
+    await redis.flushdb()
+    await seed_demo(registry, ref.regions, 50, now=NOW, roles=ref.roles.keys(), positions=["none"])
+    assert await registry.by_position(["510722"], ["principal", "village_head"]) == []

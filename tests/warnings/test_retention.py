@@ -36,6 +36,7 @@ SHARED = {
     keys.RETENTION_PENDING: "ids of warnings whose keys' expiry is being moved; emptied when that is done",
     keys.WARNINGS_INDEX: "ids and creation times of warnings to list them; housekeeping drops one whose record expired",
     keys.ACTIVE_INDEX: "ids of open warnings; a warning leaves it when it closes",
+    keys.CHECKS_OPEN: "ids of open registry checks; a check leaves it when it closes (its due timer)",
     keys.AUDIT_ALL: "every warning's audit entries in one stream, capped at audit.GLOBAL_MAXLEN entries",
 }
 #: work queues: one stream (and consumer group) per channel and priority, shared by every warning; an entry is deleted

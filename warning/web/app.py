@@ -22,9 +22,11 @@ from warning.redis_server import PrivateRedis
 from warning.settings import Settings
 from warning.web import (
     approvals,
+    checks_api,
     contacts_api,
     dashboard,
     delivery_api,
+    evaluation_api,
     feeds_api,
     followup_api,
     hooks,
@@ -63,6 +65,8 @@ FEATURES: list[Callable[[web.Application], None]] = [
     workbench.setup,
     approvals.setup,
     desk.setup,
+    evaluation_api.setup,
+    checks_api.setup,
 ]
 
 

@@ -16,8 +16,9 @@ from contacts.directory import ContactFilter
 from contacts.export import csv_text, export_rows, xlsx_bytes
 from contacts.fields import FieldErrors, parse_active, parse_contact
 from contacts.importer import import_contacts
-from contacts.model import contact_json
+from contacts.model import CheckFlag, Contact, contact_json
 from contacts.phone import mask_phone
+from contacts.positions import PositionBook, UnknownPosition
 from contacts.reference import Reference, RoleBook, UnknownRole
 from contacts.regions import InvalidRegionCode, RegionTree, RegionTreeError, query_prefix
 from contacts.store import RecordConflict, RedisRegistry
@@ -45,11 +46,33 @@ ADMIN = ("admin",)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 #: a contacts cursor is the id of the last contact of the previous page
 CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-CONTACT_FIELDS = {"name", "phone", "role", "region", "location", "channels", "lang", "supervisor", "active"}
+CONTACT_FIELDS = {"name", "phone", "role", "region", "location", "channels", "lang", "supervisor", "active", "position",
+                  "needs_check"}
 _FILTERS = [query_param("region", "region code prefix (2, 4, 6, 9 or 12 digits)"),
             query_param("role", "role key or label"), query_param("channel", "sms or voice"),
-            query_param("active", "true, false or all (default all)")]
-_JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+            query_param("active", "true, false or all (default all)"),
+            query_param("position", "position (职务) key or label"),
+            query_param("needs_check", "true (numbers to check), false or all (default all)")]
+#: a contact as POST and PATCH take it (PATCH: any of the fields)
+_CONTACT_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"}, "phone": {"type": "string", "description": "as people type it; stored E.164"},
+        "role": {"type": "string", "description": "role key or label (GET /api/v1/roles)"},
+        "region": {"type": "string", "description": "region code, 6, 9 or 12 digits"},
+        "location": {"type": "object", "nullable": True,
+                     "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
+        "channels": {"type": "array", "items": {"type": "string", "enum": ["sms", "voice"]}},
+        "lang": {"type": "string"}, "supervisor": {"type": "string", "nullable": True},
+        "active": {"type": "boolean"},
+        "position": {"type": "string", "nullable": True,
+                     "description": "position (职务) key or label (GET /api/v1/positions); absent or empty: the "
+                                    "role's default position, else none"},
+        "needs_check": {"type": "boolean", "description": "true flags the number for follow-up by hand (reason "
+                                                         "manual); false takes the flag off"}}}}}}
+_CONTACT_DOC = ("A contact has `position` (职务 key, `none` when it holds none) and `needs_check` (true when its number "
+                "needs checking: no answer to a registry check, a send that failed for good, or marked by hand; "
+                "`needs_check_reason` {reason, at, detail} says why). A changed phone takes the flag off.")
 _FILE_BODY = {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}},
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string",
@@ -101,9 +124,46 @@ def _filters(request: web.Request) -> ContactFilter:
         errors["channel"] = "渠道未知 unknown channel (sms, voice)"
     active_text = q.get("active", "all")
     active = None if active_text in ("", "all") else parse_active(active_text, errors)
+    position = None
+    try:
+        position = ref.positions.resolve(q["position"]) if q.get("position") else None
+    except UnknownPosition as exc:
+        errors["position"] = str(exc)
+    check_text = q.get("needs_check", "all")
+    needs_check = None if check_text in ("", "all") else _flag_query(check_text, errors)
     if errors:
         raise BadRequest("查询参数无效 invalid query parameters", errors)
-    return ContactFilter(region=region, role=role, channel=channel, active=active)
+    return ContactFilter(region=region, role=role, channel=channel, active=active, position=position,
+                         needs_check=needs_check)
+
+
+def _flag_query(text: str, errors: dict[str, str]) -> bool | None:
+    value = {"true": True, "1": True, "是": True, "false": False, "0": False, "否": False}.get(text.casefold())
+    if value is None:
+        errors["needs_check"] = "应为 true、false 或 all  expected true, false or all"
+    return value
+
+
+def _needs_check(body: dict[str, Any]) -> bool | None:
+    """`needs_check` of a body: true flags the number for follow-up by hand, false takes the flag off."""
+    value = body.get("needs_check")
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest("字段无效 invalid fields", {"needs_check": "应为 true 或 false  expected true or false"})
+    return value
+
+
+async def _set_needs_check(request: web.Request, contact: Contact, wanted: bool | None) -> Contact:
+    """Flag (by hand) or unflag the contact's number as the body asks; the contact as stored after."""
+    registry = request.app[registry_key]
+    if wanted is None or wanted == (contact.needs_check is not None):
+        return contact
+    if wanted:
+        flag = CheckFlag("manual", request.app[clock_key].now().isoformat(), principal(request).name)
+        await registry.flag_needs_check([(contact.id, flag)])
+    else:
+        await registry.clear_needs_check([contact.id])
+    logger.info("contact %s needs_check set to %s by %s", contact.id, wanted, principal(request).name)
+    return await registry.get(contact.id) or contact
 
 
 def _limit(request: web.Request) -> int:
@@ -131,12 +191,15 @@ async def _check_supervisor(registry: RedisRegistry, sup: str | None, cid: str) 
                                                                  "another registered contact id"})
 
 
-@routes.post("/api/v1/contacts", summary="Add a contact", roles=ADMIN, request_body=_JSON_BODY,
+@routes.post("/api/v1/contacts", summary="Add a contact", roles=ADMIN, request_body=_CONTACT_BODY,
+             description=_CONTACT_DOC,
              responses={"201": {"description": "created"}, **error_responses(400, 409)})
 async def create_contact(request: web.Request) -> web.Response:
     app = request.app
+    body = await read_body(request, CONTACT_FIELDS)
+    flag = _needs_check(body)
     try:
-        contact, notes = parse_contact(await read_body(request, CONTACT_FIELDS), app[reference_key])
+        contact, notes = parse_contact(body, app[reference_key])
     except FieldErrors as exc:
         raise invalid(exc) from None
     await _check_supervisor(app[registry_key], contact.supervisor, "")
@@ -145,6 +208,7 @@ async def create_contact(request: web.Request) -> web.Response:
     except RecordConflict as exc:
         raise Conflict("手机号码已登记 phone number already registered", {"phone": exc.owner}) from None
     logger.info("contact %s added by %s", stored.id, principal(request).name)
+    stored = await _set_needs_check(request, stored, flag)
     return json_ok({**_contact_out(request, stored), "notes": notes}, status=201)
 
 
@@ -193,10 +257,12 @@ async def get_contact(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/contacts/{id}", summary="Change some fields of a contact", roles=ADMIN, params=_ID,
-              request_body=_JSON_BODY, responses=error_responses(400, 404, 409))
+              request_body=_CONTACT_BODY, description=_CONTACT_DOC, responses=error_responses(400, 404, 409))
 async def patch_contact(request: web.Request) -> web.Response:
     app, old = request.app, await _contact_or_404(request)
-    merged = {**contact_json(old), **await read_body(request, CONTACT_FIELDS)}
+    body = await read_body(request, CONTACT_FIELDS)
+    flag = _needs_check(body)
+    merged = {**contact_json(old), **body}
     try:
         contact, notes = parse_contact(merged, app[reference_key], cid=old.id)
     except FieldErrors as exc:
@@ -209,6 +275,9 @@ async def patch_contact(request: web.Request) -> web.Response:
     if stored is None:
         raise NotFound("联系人不存在 no such contact", old.id)
     logger.info("contact %s changed by %s", old.id, principal(request).name)
+    if flag is None and stored.phone != old.phone and stored.needs_check is not None:
+        flag = False  # a corrected number: the flag was about the old one
+    stored = await _set_needs_check(request, stored, flag)
     return json_ok({**_contact_out(request, stored), "notes": notes})
 
 
@@ -279,6 +348,10 @@ def build_reference(settings: Settings) -> Reference:
         raise ConfigError(source, "roles", str(exc)) from None
     if not roles.keys():
         raise ConfigError(source, "roles", "no contact roles configured")
+    try:
+        positions = PositionBook.from_config(settings.section("positions"), roles.keys())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(source, "positions", str(exc)) from None
     registry = settings.section("registry")
     path = str(registry.get("regions_csv", "") or "")
     try:
@@ -288,7 +361,8 @@ def build_reference(settings: Settings) -> Reference:
     batch = registry.get("import_batch_rows", 1000)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(source, "registry.import_batch_rows", f"expected a positive integer, got {batch!r}")
-    return Reference(roles=roles, regions=tree, default_phone_region=str(registry.get("default_phone_region", "CN")))
+    return Reference(roles=roles, regions=tree, default_phone_region=str(registry.get("default_phone_region", "CN")),
+                     positions=positions)
 
 
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -300,7 +374,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         n = int(settings.section("demo").get("contacts", 300))
         county = str(settings.section("issuer").get("code", "510722"))
         seeded = await seed_demo(registry, ref.regions, n, now=app[clock_key].now(), roles=ref.roles.keys(),
-                                 county=county)
+                                 positions=ref.positions.keys(), county=county)
         logger.info("demo registry seeded: %s", seeded)
     yield
 

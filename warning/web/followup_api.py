@@ -15,8 +15,8 @@ from contacts.export import csv_text, guard, xlsx_bytes
 from contacts.phone import mask_phone
 from contacts.tabular import FileProblem, sniff_format
 from warning import keys
-from warning.delivery_store import NOTICE, Row
 from warning.errors import BadRequest
+from warning.followup import by_place, unconfirmed
 from warning.logs import redact
 from warning.web.keys import reference_key, registry_key, services_key, settings_key
 from warning.web.openapi import error_responses
@@ -36,32 +36,12 @@ def _names(request: web.Request) -> dict[str, str]:
     return {r.code: r.name for r in ref.regions} if ref is not None else {}
 
 
-def _tried(rows: list[Row]) -> list[dict[str, Any]]:
-    return [{"kind": r.delivery.kind, "state": r.delivery.state.value, "version": r.delivery.version,
-             "wave": r.delivery.wave, "error": r.delivery.error,
-             "at": r.delivery.updated_at.isoformat() if r.delivery.updated_at else None}
-            for r in sorted(rows, key=lambda r: (r.delivery.version, r.delivery.wave, r.delivery.kind))]
-
-
 async def unreached(request: web.Request) -> list[dict[str, Any]]:
-    """Every person of the warning who has not confirmed, with the deliveries tried."""
+    """Every person of the warning who has not confirmed, with the deliveries tried (phones masked for viewers)."""
     services = request.app[services_key]
     record = await services.lifecycle.get(request.match_info["id"])
-    store = services.deliveries
-    acked = set(await store.acked(record.id))
-    by_person: dict[str, list[Row]] = {}
-    for row in await store.rows(record.id, await store.ids(record.id)):
-        d = row.delivery
-        if d.kind in ("sms", "voice") and row.msg_type != NOTICE and d.recipient_id not in acked:
-            by_person.setdefault(d.recipient_id, []).append(row)
     masked = principal(request).role == "viewer"
-    people = []
-    for rid, rows in by_person.items():
-        first = rows[0]
-        phone = first.delivery.address
-        people.append({"id": rid, "name": first.name, "role": first.role, "region": first.region,
-                       "phone": mask_phone(phone) if masked else phone, "tried": _tried(rows)})
-    return sorted(people, key=lambda p: (p["region"], p["name"]))
+    return await unconfirmed(services.deliveries, record.id, phone=mask_phone if masked else str)
 
 
 @routes.get("/api/v1/warnings/{id}/unreached", summary="People still unconfirmed, by township and village",
@@ -76,16 +56,7 @@ async def get_unreached(request: web.Request) -> web.StreamResponse:
     names = _names(request)
     wid = request.match_info["id"]
     if fmt == "json":
-        townships: dict[str, dict[str, Any]] = {}
-        for p in people:
-            t = townships.setdefault(p["region"][:9], {"code": p["region"][:9], "name": names.get(p["region"][:9], ""),
-                                                       "count": 0, "villages": {}})
-            t["count"] += 1
-            vcode = p["region"][:12] if len(p["region"]) >= 12 else ""
-            v = t["villages"].setdefault(vcode, {"code": vcode, "name": names.get(vcode, ""), "people": []})
-            v["people"].append(p)
-        body = {"id": wid, "total": len(people),
-                "townships": [{**t, "villages": list(t["villages"].values())} for t in townships.values()]}
+        body = {"id": wid, "total": len(people), "townships": by_place(people, names)}
         return web.json_response(body, dumps=_dumps)
     table = [COLUMNS] + [[guard(names.get(p["region"][:9], p["region"][:9])),
                           guard(names.get(p["region"][:12], p["region"][:12]) if len(p["region"]) >= 12 else ""),

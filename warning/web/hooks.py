@@ -129,6 +129,8 @@ def reply_text(outcome: ReplyOutcome, *, signature: str, title: str = "") -> str
     """What we answer a reply with (an SMS of ours: the signature first): a confirmation naming the warning, a
     thank-you for a report, or the help text."""
     title = title or outcome.headline or "预警信息"
+    if outcome.text:
+        return outcome.text
     if outcome.kind == "acked":
         return f"{signature}已确认收到「{title}」，谢谢。"
     if outcome.kind == "report":

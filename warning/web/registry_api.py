@@ -219,3 +219,13 @@ async def list_roles(request: web.Request) -> web.Response:
     roles = request.app[reference_key].roles.roles.values()
     return json_ok({"items": [{"key": r.key, "label_zh": r.label_zh, "label_en": r.label_en,
                              "aliases": list(r.aliases)} for r in roles]})
+
+
+@routes.get("/api/v1/positions", summary="Positions (职务) with their Chinese and English labels", roles=READERS,
+            description="A position is what a contact answers for in the 叫应 chain (主要负责人, 包村干部, …); `none` is "
+                        "no position. `roles`: a contact of one of these roles whose position is not given holds this "
+                        "one.")
+async def list_positions(request: web.Request) -> web.Response:
+    positions = request.app[reference_key].positions.positions.values()
+    return json_ok({"items": [{"key": p.key, "label_zh": p.label_zh, "label_en": p.label_en,
+                               "aliases": list(p.aliases), "roles": list(p.roles)} for p in positions]})
