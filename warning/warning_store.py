@@ -128,7 +128,8 @@ class WarningStore:
             pipe.set(keys.cap_identifier_key(identifier), record.id, ex=ttl)
         content = record.content
         if content.sender and content.identifier:  # a CAP message taken in is remembered as long as its warning
-            pipe.expire(keys.cap_dedup_key(content.sender, content.identifier), ttl)
+            # the warning the message belongs to: an Update or Cancel taken in belongs to the warning it changed
+            pipe.set(keys.cap_dedup_key(content.sender, content.identifier), record.id, ex=ttl)
         if record.closed:
             pipe.zrem(keys.ACTIVE_INDEX, record.id)
             pipe.delete(reply_code_key(record.reply_code))

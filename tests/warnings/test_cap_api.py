@@ -57,6 +57,11 @@ async def test_update_and_cancel_follow_references(world: World) -> None:
     assert status == 202 and cancel["id"] == first["id"] and cancel["state"] == "cancelled"
     actions = [e.action for e in await world.services.audit.entries(first["id"])]
     assert actions.count("ingest") == 1 and "update" in actions and "cancel" in actions
+    # the update and the cancellation sent again are duplicates of the warning they changed, which exists
+    for name in ("cn_update.xml", "cn_cancel.xml"):
+        status, again = await push(world, name)
+        assert status == 202 and again == {"id": first["id"], "duplicate": True}, name
+    assert (await world.services.lifecycle.get(first["id"])).version == 3
 
 
 async def test_cancel_for_unknown_warning_is_ignored(world: World) -> None:
