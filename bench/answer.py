@@ -160,7 +160,7 @@ async def under_load(world: World, service: Service, http: aiohttp.ClientSession
     assert world.gateway is not None
     start = (await world.gateway.stats(http))["count"]
     threshold = max(1, min(1000, world.n // 10))
-    blue = asyncio.create_task(service.draft(http, "blue", f"{tag}B"))
+    blue = asyncio.create_task(service.draft(http, "blue", "G" + tag[1:]))  # a marker that does not hold `tag`
     while (await world.gateway.stats(http))["count"] - start < threshold:
         await asyncio.sleep(0.005)
     answer_s, first_s = await one_warning(world, service, http, tag)

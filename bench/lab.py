@@ -66,36 +66,51 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * TICK_S
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (/proc/stat: all but idle and iowait)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) * TICK_S
+
+
 @dataclass
 class CpuMeter:
-    """CPU seconds of named processes over a measured span: `start()`, then `stop()` → share of a core each."""
+    """CPU seconds of named processes over a measured span: `start()`, then `stop()` → share of a core each, and
+    under "(other processes)" what the rest of the machine used meanwhile (other work that took cores from ours)."""
 
     pids: dict[str, int]
     _at: dict[str, float] = field(default_factory=dict)
     _t0: float = 0.0
+    _busy: float = 0.0
 
     def start(self) -> None:
         self._at = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._busy = machine_busy_seconds()
         self._t0 = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
         """Each process's CPU over the span as a share of one core (1.0 = a whole core)."""
         wall = max(1e-9, time.perf_counter() - self._t0)
-        return {name: (cpu_seconds(pid) - self._at.get(name, 0.0)) / wall for name, pid in self.pids.items()}
+        shares = {name: (cpu_seconds(pid) - self._at.get(name, 0.0)) / wall for name, pid in self.pids.items()}
+        shares[OTHERS] = max(0.0, (machine_busy_seconds() - self._busy) / wall - sum(shares.values()))
+        return shares
+
+
+OTHERS = "(other processes)"
 
 
 def describe_cpu(shares: dict[str, float]) -> str:
-    """`serve 97%, redis-server 41%, ...; binds: serve (one core)` — what binds is the busiest process when it
-    uses nearly a core, else the machine when all processes together use nearly every core."""
+    """`serve 97%, redis-server 41%, ...; binds: serve (one core)` — what binds is the busiest process of ours
+    when it uses nearly a core, else the machine when everything on it uses nearly every core."""
     parts = ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda kv: -kv[1]))
-    busiest, top = max(shares.items(), key=lambda kv: kv[1])
+    ours = {k: v for k, v in shares.items() if k != OTHERS}
+    busiest, top = max(ours.items(), key=lambda kv: kv[1])
     total = sum(shares.values())
     if top >= 0.85:
         binds = f"{busiest} (a whole core)"
     elif total >= 0.85 * CPUS:
-        binds = f"the machine ({total:.0%} of {CPUS} cores)"
+        binds = f"the machine ({total:.0%} of {CPUS} cores busy, {shares.get(OTHERS, 0):.0%} of it not ours)"
     else:
-        binds = f"nothing on CPU ({total:.0%} of {CPUS} cores in all): waits (round trips, fsync, rate limits)"
+        binds = f"no CPU ({total:.0%} of {CPUS} cores busy): waits (round trips, fsync, rate limits)"
     return f"CPU {parts}; binds: {binds}"
 
 
