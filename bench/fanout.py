@@ -97,41 +97,58 @@ async def fan_out(world: World, service: Service, tag: str) -> dict[str, Any]:
 
 
 async def series(world: World, service: Service, label: str, runs: int) -> dict[str, Any]:
-    """`runs` fan-outs; the median run by rate, printed with its CPU."""
+    """A warm-up, then `runs` fan-outs of one configuration; the median run by rate, printed with its CPU."""
+    async with aiohttp.ClientSession() as http:
+        await service.warm_up(http)
     results = []
     for i in range(runs):
         results.append(await fan_out(world, service, f"{label.replace(' ', '-')}-{i}-{time.time_ns() % 10**8}"))
         r = results[-1]
         print(f"  {label} run {i + 1}: {r['rate']:7.0f} msg/s  ({r['sent']} sent, {r['failed']} failed, answered in "
               f"{r['answer_s']:.2f} s)", flush=True)
+    return summarise(label, results)
+
+
+async def measure_service(args: argparse.Namespace, world: World) -> dict[str, Any]:
+    """The fan-out per fsync mode (one process) and per number of processes (everysec), `runs` rounds, the
+    configurations in alternating order from round to round so that a slow moment of the machine is shared."""
+    configs = [(f"1 process, appendfsync {mode}", mode, 1) for mode in args.fsync]
+    configs += [(f"{count} processes", "everysec", count) for count in sorted(set(args.processes))
+                if count != 1 or "everysec" not in args.fsync]
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in configs}
+    service = world.service("service")
+    try:
+        async with aiohttp.ClientSession() as http:
+            await service.warm_up(http)
+        for i in range(args.runs):
+            for label, mode, count in configs if i % 2 == 0 else configs[::-1]:
+                await _appendfsync(world, mode)
+                service.set_processes(count)
+                r = await fan_out(world, service, f"R{i}{label[:1]}{mode[:2]}{time.time_ns() % 10**8}")
+                results[label].append(r)
+                print(f"  {label} run {i + 1}: {r['rate']:7.0f} msg/s  ({r['sent']} sent, {r['failed']} failed, "
+                      f"answered in {r['answer_s']:.2f} s)", flush=True)
+        service.set_processes(max(count for _, _, count in configs))
+        loops = service.loops()
+    finally:
+        service.stop()
+    out: dict[str, Any] = {"fsync": {}, "processes": {}, "loops": loops}
+    for label, mode, count in configs:
+        summary = summarise(label, results[label])
+        if label.startswith("1 process"):
+            out["fsync"][mode] = summary
+        if mode == "everysec":
+            out["processes"][count] = summary
+    return out
+
+
+def summarise(label: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run by rate, with its CPU."""
     median = sorted(results, key=lambda r: r["rate"])[len(results) // 2]
     print(f"  {label}: median {median['rate']:.0f} msg/s; {describe_cpu(median['cpu'])}", flush=True)
     return {"rate": median["rate"], "rates": [r["rate"] for r in results], "cpu": median["cpu"],
             "bytes_per_delivery": statistics.median(r["bytes_per_delivery"] for r in results),
             "answer_s": statistics.median(r["answer_s"] for r in results)}
-
-
-async def measure_service(args: argparse.Namespace, world: World) -> dict[str, Any]:
-    """The fan-out per fsync mode (one process), then per number of processes (everysec)."""
-    out: dict[str, Any] = {"fsync": {}, "processes": {}}
-    service = world.service("service")
-    try:
-        for mode in args.fsync:
-            await _appendfsync(world, mode)
-            out["fsync"][mode] = await series(world, service, f"1 process, appendfsync {mode}", args.runs)
-        await _appendfsync(world, "everysec")
-        out["loops"] = service.loops()
-        for count in sorted(args.processes):
-            while 1 + len(service.workers) < count:
-                service.add_worker()
-            if count == 1 and "everysec" in out["fsync"]:
-                out["processes"][1] = out["fsync"]["everysec"]
-                continue
-            out["processes"][count] = await series(world, service, f"{count} processes", args.runs)
-        out["loops"] = service.loops()
-    finally:
-        service.stop()
-    return out
 
 
 async def _appendfsync(world: World, mode: str) -> None:

@@ -274,6 +274,19 @@ class Service:
             return subprocess.Popen([sys.executable, "-m", "warning", *args, "--config", str(self.config)],
                                     stdout=out, stderr=err, cwd=self.folder, env=self.env)
 
+    def set_processes(self, count: int) -> None:
+        """`warning serve` and count - 1 `warning worker` processes: workers started or stopped (between
+        fan-outs, so a stopped one leaves nothing pending)."""
+        while 1 + len(self.workers) < count:
+            self.add_worker()
+        while 1 + len(self.workers) > count:
+            stop_process(self.workers.pop())
+
+    async def warm_up(self, http: aiohttp.ClientSession) -> None:
+        """One small warning (a township of the county), untimed: code paths, templates and connections warm."""
+        wid, _, _ = await self.draft(http, "blue", f"WARM{time.time_ns() % 10**8}", area=f"{COUNTY}101")
+        await self.wait_done(http, wid, None)
+
     def add_worker(self) -> None:
         """One more `warning worker` process; returns once it has joined the queues."""
         tag = f"worker{len(self.workers) + 1}"
@@ -297,10 +310,11 @@ class Service:
             said.append(f"{tag} {'uvloop' if 'event loop: uvloop' in text else 'asyncio'}")
         return ", ".join(said)
 
-    async def draft(self, http: aiohttp.ClientSession, level: str, marker: str,
-                    event: str = "rainstorm") -> tuple[str, float, float]:
-        """POST /api/v1/warnings for the whole county: (warning id, monotonic time sent, seconds to the answer)."""
-        body = {"event": event, "level": level, "headline": f"暴雨{level}预警 {marker}", "areas": [COUNTY],
+    async def draft(self, http: aiohttp.ClientSession, level: str, marker: str, event: str = "rainstorm",
+                    area: str = COUNTY) -> tuple[str, float, float]:
+        """POST /api/v1/warnings for the whole county (or `area`): (warning id, monotonic time sent, seconds to the
+        answer)."""
+        body = {"event": event, "level": level, "headline": f"暴雨{level}预警 {marker}", "areas": [area],
                 "instruction": f"请注意防范 {marker}。"}
         sent = time.monotonic()
         async with http.post(f"{self.url}/api/v1/warnings", json=body,
@@ -316,16 +330,16 @@ class Service:
                             headers={"Authorization": f"Bearer {ISSUER}"}) as resp:
             return dict(await resp.json())
 
-    async def wait_done(self, http: aiohttp.ClientSession, wid: str, expected: int,
+    async def wait_done(self, http: aiohttp.ClientSession, wid: str, expected: int | None,
                         timeout_s: float = 1800) -> dict[str, Any]:
-        """Poll the coverage until `expected` deliveries were sent or failed (or nothing is queued and nothing
-        has moved for 3 s: some were not deliverable); the last coverage read."""
+        """Poll the coverage until `expected` deliveries (None: as many as people targeted) were sent or failed
+        (or nothing is queued and nothing has moved for 3 s: some were not deliverable); the last coverage read."""
         deadline = time.monotonic() + timeout_s
         last, still_since = -1, time.monotonic()
         while True:
             cov = await self.coverage(http, wid)
             done = cov["sent"] + cov["failed"]
-            if done >= expected:
+            if done >= (expected if expected is not None else max(1, cov["targeted"])):
                 return cov
             if done != last:
                 last, still_since = done, time.monotonic()
