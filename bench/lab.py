@@ -12,13 +12,14 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -26,11 +27,13 @@ from typing import Any, Self
 import aiohttp
 import redis.asyncio as aioredis
 
-from contacts.demo import demo_contacts
+from contacts.demo import demo_contacts, demo_phone
 from contacts.model import Contact
 from contacts.store import RedisRegistry
 from warning.eventloop import loop_name, new_event_loop
 from warning.redis_server import PrivateRedis, free_port
+from warning.settings import load_settings
+from warning.web.contacts_api import build_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 SID = "AC" + "0" * 31 + "1"
@@ -115,8 +118,6 @@ def describe_cpu(shares: dict[str, float]) -> str:
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -170,12 +171,6 @@ class Gateway:
 def contacts_of(county: str, n: int, first: int = 0) -> list[Contact]:
     """n generated people of the demo county, moved to `county` (same villages under its code), numbers unique
     from `first` on: counties of a province that each look like the demo one."""
-    from dataclasses import replace
-
-    from contacts.demo import demo_phone
-    from warning.settings import load_settings
-    from warning.web.contacts_api import build_reference
-
     ref = build_reference(load_settings(None, demo=True, env={}))
     people = demo_contacts(ref.regions, n, list(ref.roles.keys()), seed=2026 + first)
     if county == COUNTY and first == 0:

@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from lab import COUNTY, contacts_of, load_contacts, run, this_loop, write_json
 
+from contacts.store import RedisRegistry
 from warning.drafting import build_content, parse_draft
 from warning.model import WarningState
 from warning.policy import load_policy
@@ -38,8 +39,6 @@ MIANYANG = ("510722", "510703", "510704", "510705", "510723", "510725", "510726"
 
 async def resolve(redis_url: str, runs: int) -> dict[str, Any]:
     """Median seconds of `runs` resolutions of a red warning for the whole county, with the stages'."""
-    from contacts.store import RedisRegistry
-
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         settings = load_settings(None, demo=True, env={})
