@@ -1,6 +1,6 @@
 """Registry benchmark: import N generated contacts from CSV into a fresh Redis, then prefix+role queries.
 
-    python bench/registry.py [--n 100000] [--batch 1000]
+    python bench/registry.py [--n 100000] [--batch 1000] [--quick] [--json FILE]
 
 Prints the import time and rate, Redis memory per contact, the re-import time (nothing added),
 the median time of prefix+role queries, and this process's peak memory (the file is streamed).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import resource
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -28,6 +30,7 @@ from contacts.keys import contact_active_role_key
 from contacts.reference import Reference, RoleBook
 from contacts.regions import RegionTree
 from contacts.store import RedisRegistry
+from warning.eventloop import loop_name, new_event_loop
 from warning.redis_server import PrivateRedis, free_port
 from warning.settings import load_settings
 
@@ -73,22 +76,25 @@ def reference() -> Reference:
                      RegionTree.from_csv(ROOT / "config" / "demo_regions.csv"))
 
 
-async def run(path: Path, n: int, batch: int) -> None:
+async def run(path: Path, n: int, batch: int) -> dict[str, Any]:
     ref = reference()
     server = PrivateRedis(path.parent / "redis", port=free_port(), appendonly=False)
     server.start()
     redis = aioredis.Redis.from_url(server.url, decode_responses=True)
     try:
         registry = RedisRegistry(redis)
-        before = await used_memory(redis)
+        before, rate = await used_memory(redis), 0.0
         for label in ("import", "re-import"):
             with path.open("rb") as fh:
                 start = time.perf_counter()
                 report = await import_contacts(fh, "csv", registry, ref, now=datetime.now(UTC), batch_rows=batch)
                 took = time.perf_counter() - start
+            rate = rate if label == "re-import" else n / took
             print(f"{label:<10} {n} rows in {took:.1f} s ({n / took:,.0f} rows/s): accepted {report.accepted}, "
                   f"updated {report.updated}, rejected {len(report.rejected)}")
         after = await used_memory(redis)
+        figures: dict[str, Any] = {"bytes_per_contact": (after - before) / n, "import_rows_per_s": rate,
+                                   "loop": loop_name()}
         print(f"redis memory {(after - before) / n:,.0f} bytes per contact "
               f"({(after - before) / 2**20:.1f} MiB for {await registry.count()} contacts, all indexes included)")
         for prefixes, roles in ((["510722"], ["village_monitor"]), (["510722101"], ["cadre", "duty_officer"]),
@@ -105,6 +111,7 @@ async def run(path: Path, n: int, batch: int) -> None:
         server.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of this process {peak:.0f} MiB (file {path.name} streamed, not loaded)")
+    return figures
 
 
 def main() -> None:
@@ -112,7 +119,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--write", metavar="CSV", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a few contacts: proves the benchmark runs")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures here (bench/all.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.n = 2000
     if args.write:
         write_csv(Path(args.write), args.n, reference())
         return
@@ -121,7 +132,11 @@ def main() -> None:
         # written by a child process, so this process's peak memory is the import's alone
         subprocess.run([sys.executable, __file__, "--write", str(path), "--n", str(args.n)], check=True)
         print(f"file       {path.stat().st_size / 2**20:.1f} MiB CSV, {args.n} rows")
-        asyncio.run(run(path, args.n, args.batch))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            figures = runner.run(run(path, args.n, args.batch))
+        print(f"event loop: {figures.pop('loop')}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures), encoding="utf-8")
 
 
 if __name__ == "__main__":

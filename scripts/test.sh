@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# redis-cli joins the test Redis Cluster's nodes (tests/redis_cluster.py: redis-cli --cluster create)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_apt+=(mosquitto)
 if [ -n "${WARNING_WITH_KANNEL:-1}" ] && [ ! -x /usr/sbin/bearerbox ]; then need_apt+=(kannel kannel-extras); fi
 # the dashboard's browser test: headless Chromium, and CJK fonts so its screenshots show Chinese

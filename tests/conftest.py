@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a spare port, settings, the app client, a fake clock."""
+"""Shared fixtures: a real redis-server on a spare port, a real Redis Cluster (tests/redis_cluster.py), settings,
+the app client, a fake clock."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
+from tests.redis_cluster import make_cluster_client, redis_cluster  # noqa: F401  (fixtures for every folder)
 from warning.clock import FakeClock
 from warning.redis_server import PrivateRedis, free_port
 from warning.settings import Settings, load_settings

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from warning.errors import ConfigError
+from warning.eventloop import loop_name, new_event_loop
 from warning.redis_server import SOCKET_FILE, StartupError, folder_owner
 from warning.settings import Settings, load_settings
 
@@ -98,13 +99,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"demo county: {settings.section('issuer').get('name')} ({settings.section('issuer').get('code')})")
         print(f"dashboard: {base}/", flush=True)
         app.on_startup.append(lambda app: _demo_links(app, base))  # once the store is open
+    app.on_startup.append(_say_event_loop)  # once the store is open: a serve that cannot start says one line only
     try:
-        web.run_app(app, host=host, port=port, print=lambda s: print(s, flush=True), access_log=None)
+        web.run_app(app, host=host, port=port, print=lambda s: print(s, flush=True), access_log=None,
+                    loop=new_event_loop())
     except OSError as exc:  # taken between the check and the bind; the private Redis is stopped by then
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise port_error(host, port, exc) from None
         raise
     return 0
+
+
+async def _say_event_loop(app: Any) -> None:
+    print(f"事件循环 event loop: {loop_name()}", file=sys.stderr, flush=True)
 
 
 async def _demo_links(app: Any, base: str) -> None:

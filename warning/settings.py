@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from warning.errors import ConfigError
+from warning.redis_connect import is_cluster_url, parse_cluster_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -49,6 +50,10 @@ class RedisSettings:
     @classmethod
     def from_dsn(cls, dsn: str, data_dir: str = "data") -> RedisSettings:
         """Check a redis URL's scheme; refuse what redis-py would not understand."""
+        if dsn and is_cluster_url(dsn):
+            parse_cluster_url(dsn)  # a malformed one is told as such first
+            raise ConfigError("<redis>", "redis.url", "Redis Cluster (redis+cluster://) is not supported by the "
+                              "service's stores yet: use one Redis server (redis://, rediss://, unix://)")
         if dsn and urlparse(dsn).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError("<redis>", "redis.url", f"unsupported scheme in {dsn.split('@')[-1]!r}")
         return cls(url=dsn, data_dir=data_dir)

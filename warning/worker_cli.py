@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from contacts.store import RedisRegistry
 from warning.errors import ConfigError
+from warning.eventloop import loop_name, new_event_loop
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ async def run_workers(args: argparse.Namespace) -> int:
             await w.ensure_groups()
             tasks += [asyncio.create_task(w.run(), name=f"worker:{w.channel.name}:{i}") for i in range(lanes)]
         tasks.append(asyncio.create_task(due_loop(services), name="due"))
-        print(f"worker {workers[0].consumer}: {', '.join(w.channel.name for w in workers)}", flush=True)
+        print(f"worker {workers[0].consumer}: {', '.join(w.channel.name for w in workers)} "
+              f"(event loop: {loop_name()})", flush=True)
         await stop.wait()
         for t in tasks:
             t.cancel()
@@ -61,7 +63,8 @@ async def run_workers(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return asyncio.run(run_workers(args))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(run_workers(args))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
